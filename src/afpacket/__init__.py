@@ -1,0 +1,37 @@
+"""afpacket: line-rate packet capture and transmission through AF_PACKET sockets with PACKET_MMAP rings."""
+
+from .errors import (
+    AfPacketError,
+    CaptureClosedError,
+    FilterError,
+    FrameTooLargeError,
+    InterfaceNotFoundError,
+    LinkDownError,
+    PacketExpiredError,
+    PermissionDeniedError,
+    RingAllocationError,
+    RingGeometryError,
+    SavefileError,
+    SocketOptionError,
+    TransmitError,
+)
+from .geometry import RingGeometry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AfPacketError",
+    "CaptureClosedError",
+    "FilterError",
+    "FrameTooLargeError",
+    "InterfaceNotFoundError",
+    "LinkDownError",
+    "PacketExpiredError",
+    "PermissionDeniedError",
+    "RingAllocationError",
+    "RingGeometryError",
+    "RingGeometry",
+    "SavefileError",
+    "SocketOptionError",
+    "TransmitError",
+]

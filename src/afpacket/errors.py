@@ -1,0 +1,89 @@
+"""One exception family. Every message says what failed, why, and what to do about it."""
+
+from __future__ import annotations
+
+import errno as _errno
+
+
+class AfPacketError(Exception):
+    """Base class of every error afpacket raises on purpose."""
+
+
+class InterfaceNotFoundError(AfPacketError):
+    """The named network interface does not exist (in this network namespace)."""
+
+
+class PermissionDeniedError(AfPacketError, PermissionError):
+    """The process lacks CAP_NET_RAW (or CAP_NET_ADMIN for some options)."""
+
+
+class RingGeometryError(AfPacketError, ValueError):
+    """A ring geometry the kernel would reject, caught before any system call."""
+
+
+class RingAllocationError(AfPacketError, MemoryError):
+    """The kernel could not allocate the ring (ENOMEM), even after retrying smaller."""
+
+
+class SocketOptionError(AfPacketError):
+    """A setsockopt/getsockopt on the packet socket failed."""
+
+    def __init__(self, option: str, err: OSError, hint: str = "") -> None:
+        self.option = option
+        self.errno = err.errno
+        reason = _errno.errorcode.get(err.errno or 0, str(err.errno))
+        msg = f"setting {option} failed: {reason} ({err.strerror})"
+        if hint:
+            msg += f"; {hint}"
+        super().__init__(msg)
+
+
+class FilterError(AfPacketError, ValueError):
+    """A capture filter could not be compiled or attached."""
+
+
+class CaptureClosedError(AfPacketError, ValueError):
+    """The capture (or transmitter) was used after close()."""
+
+
+class PacketExpiredError(AfPacketError, ValueError):
+    """A zero-copy packet was read after its frame or block went back to the kernel."""
+
+
+class LinkDownError(AfPacketError, ConnectionError):
+    """The interface went down or was removed while the socket was in use (ENETDOWN/ENXIO)."""
+
+
+class TransmitError(AfPacketError):
+    """A frame could not be queued or sent."""
+
+
+class FrameTooLargeError(TransmitError, ValueError):
+    """A frame is larger than the ring slot or the interface MTU plus the link header."""
+
+
+class SavefileError(AfPacketError):
+    """A pcap/pcapng file is corrupt, truncated, or could not be written."""
+
+
+def os_error(action: str, err: OSError, interface: str | None = None) -> AfPacketError:
+    """Translate an OSError from a socket call into the family, with a hint for the usual causes."""
+    where = f" on {interface!r}" if interface else ""
+    code = err.errno
+    if code in (_errno.EPERM, _errno.EACCES):
+        return PermissionDeniedError(
+            f"{action}{where} was refused ({err.strerror}): AF_PACKET sockets need CAP_NET_RAW; "
+            "run as root, or grant it with `setcap cap_net_raw,cap_net_admin=eip $(readlink -f $(which python3))`"
+        )
+    if code in (_errno.ENODEV, _errno.ENXIO):
+        return InterfaceNotFoundError(
+            f"{action}{where} failed: no such device; `afpacket list` shows the interfaces you can open"
+        )
+    if code == _errno.ENETDOWN:
+        return LinkDownError(f"{action}{where} failed: the interface is down or was removed")
+    if code == _errno.ENOMEM:
+        return RingAllocationError(
+            f"{action}{where} failed: the kernel is out of memory for it (ENOMEM); use a smaller buffer"
+        )
+    reason = _errno.errorcode.get(code or 0, str(code))
+    return AfPacketError(f"{action}{where} failed: {reason} ({err.strerror})")

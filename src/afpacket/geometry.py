@@ -1,0 +1,250 @@
+"""Ring geometry: what a user knows (buffer size, snaplen, version) turned into a layout the kernel accepts.
+
+Pure functions and one immutable value; no sockets. ``RingGeometry.validate()`` applies the rules of the
+kernel's ``packet_set_ring()`` in Python, so a bad layout is refused with the rule it breaks and a value
+that would work, instead of a bare ``EINVAL`` from ``setsockopt``.
+"""
+
+from __future__ import annotations
+
+import mmap
+from dataclasses import dataclass, replace
+
+from . import abi
+from .errors import RingGeometryError
+
+PAGE_SIZE = mmap.PAGESIZE
+
+#: The largest V3 block the defaults will choose. Blocks are allocated with get_order(block_size);
+#: high orders can fail on a fragmented machine and fall back to vmalloc.
+MAX_AUTO_BLOCK = 4 << 20
+#: V1/V2 blocks hold many frames so that little of each block is wasted.
+MIN_AUTO_BLOCK_V12 = 64 << 10
+#: ``tp_retire_blk_tov`` is an unsigned short in older kernels: only 1..65535 ms survive.
+MAX_BLOCK_TIMEOUT_MS = 65535
+DEFAULT_BUFFER_SIZE = 4 << 20
+DEFAULT_SNAPLEN = 262144
+DEFAULT_BLOCK_TIMEOUT_MS = 8
+#: Ethernet header + one VLAN tag + FCS slack: the link-layer overhead a frame of MTU bytes carries.
+LINK_OVERHEAD = 18
+#: BLK_PLUS_PRIV(0): the V3 block descriptor, 8-byte aligned.
+V3_BLOCK_HDR = (abi.BLOCK_DESC_SIZE + 7) & ~7
+
+
+def _pow2_ceil(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def _pow2_floor(n: int) -> int:
+    return 1 << max(0, n.bit_length() - 1)
+
+
+def frame_size_for(version: int, data_len: int, reserve: int = 0) -> int:
+    """The smallest frame (V1/V2 RX) holding ``data_len`` bytes of link-layer data.
+
+    The kernel puts the network header at ``TPACKET_ALIGN(hdrlen + max(maclen, 16)) + reserve``
+    and the link header just before it, so this much room before the data is always enough.
+    """
+    netoff = abi.tpacket_align(abi.HDRLEN[version] + 16) + reserve
+    return abi.tpacket_align(netoff + data_len)
+
+
+@dataclass(frozen=True)
+class RingGeometry:
+    """One ring's layout, as passed to PACKET_RX_RING / PACKET_TX_RING."""
+
+    version: int
+    block_size: int
+    block_nr: int
+    frame_size: int
+    frame_nr: int
+    #: V3 RX only: block retire timeout in ms (0 lets the kernel choose, 8 ms below 1 Gb/s)
+    block_timeout_ms: int = 0
+    #: V3 RX only: tp_feature_req_word (TP_FT_REQ_FILL_RXHASH)
+    feature_req_word: int = 0
+    #: PACKET_RESERVE bytes the socket sets before the ring (room to reinsert a VLAN tag)
+    reserve: int = 0
+    tx: bool = False
+
+    @property
+    def size(self) -> int:
+        """Bytes of memory the ring maps."""
+        return self.block_size * self.block_nr
+
+    @property
+    def frames_per_block(self) -> int:
+        return self.block_size // self.frame_size
+
+    # -- constructors from user intent ----------------------------------------------------------
+    @classmethod
+    def for_capture(
+        cls,
+        version: int = 3,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        snaplen: int = DEFAULT_SNAPLEN,
+        *,
+        mtu: int | None = None,
+        block_timeout_ms: int = DEFAULT_BLOCK_TIMEOUT_MS,
+        rxhash: bool = False,
+        reserve: int = 0,
+        block_size: int | None = None,
+    ) -> RingGeometry:
+        """An RX ring of about ``buffer_size`` bytes for packets of up to ``snaplen`` bytes.
+
+        V1/V2 frames bound what is captured, so their frame size is derived from
+        ``min(snaplen, mtu + 18)`` when the MTU is known (as libpcap does); larger packets (GRO/GSO
+        aggregates) arrive truncated with ``caplen < wire_len``. V3 packets are bounded by the block
+        only, so snaplen is applied when reading.
+        """
+        _check_version(version)
+        if snaplen <= 0:
+            raise RingGeometryError(f"snaplen must be positive, got {snaplen}; 262144 captures whole packets")
+        if buffer_size <= 0:
+            raise RingGeometryError(f"buffer size must be positive, got {buffer_size}; try {DEFAULT_BUFFER_SIZE}")
+        if block_timeout_ms < 0:
+            raise RingGeometryError(
+                f"block timeout must be 0 (kernel default) or 1..{MAX_BLOCK_TIMEOUT_MS} ms, got {block_timeout_ms}"
+            )
+        data_len = snaplen
+        if mtu is not None and version != 3:
+            data_len = min(snaplen, mtu + LINK_OVERHEAD)
+        frame_size = frame_size_for(version, data_len, reserve)
+        if version == 3:
+            # The frame size is not a bound on V3, but the kernel still checks it against the block.
+            frame_size = frame_size_for(3, min(data_len, 2048), reserve)
+            if block_size is None:
+                block_size = _pow2_floor(max(buffer_size // 16, PAGE_SIZE))
+                block_size = min(max(block_size, PAGE_SIZE, _pow2_ceil(frame_size)), MAX_AUTO_BLOCK)
+        elif block_size is None:
+            block_size = max(_pow2_ceil(frame_size), MIN_AUTO_BLOCK_V12, PAGE_SIZE)
+            block_size = min(block_size, max(_pow2_floor(buffer_size // 2), _pow2_ceil(frame_size), PAGE_SIZE))
+        block_nr = max(2, buffer_size // block_size)
+        frames_per_block = block_size // frame_size if frame_size else 0
+        geom = cls(
+            version=version,
+            block_size=block_size,
+            block_nr=block_nr,
+            frame_size=frame_size,
+            frame_nr=frames_per_block * block_nr,
+            block_timeout_ms=min(block_timeout_ms, MAX_BLOCK_TIMEOUT_MS) if version == 3 else 0,
+            feature_req_word=abi.TP_FT_REQ_FILL_RXHASH if (rxhash and version == 3) else 0,
+            reserve=reserve,
+        )
+        geom.validate()
+        return geom
+
+    @classmethod
+    def for_transmit(
+        cls, version: int = 2, frame_size: int = 2048, frame_count: int = 1024, *, block_size: int | None = None
+    ) -> RingGeometry:
+        """A TX ring of ``frame_count`` slots of ``frame_size`` bytes (header included)."""
+        _check_version(version)
+        if frame_count <= 0:
+            raise RingGeometryError(f"frame count must be positive, got {frame_count}; try 1024")
+        if frame_size % abi.TPACKET_ALIGNMENT:
+            up = abi.tpacket_align(frame_size)
+            raise RingGeometryError(
+                f"frame size {frame_size} is not a multiple of TPACKET_ALIGNMENT (16); use {up}"
+            )
+        if block_size is None:
+            block_size = max(_pow2_ceil(frame_size), PAGE_SIZE)
+            # Up to 64 KiB per block, so fewer, larger allocations serve many frames.
+            while block_size < MIN_AUTO_BLOCK_V12 and (block_size * 2) // frame_size <= frame_count:
+                block_size *= 2
+        per_block = max(1, block_size // frame_size)
+        block_nr = max(1, -(-frame_count // per_block))
+        geom = cls(
+            version=version,
+            block_size=block_size,
+            block_nr=block_nr,
+            frame_size=frame_size,
+            frame_nr=per_block * block_nr,
+            tx=True,
+        )
+        geom.validate()
+        return geom
+
+    # -- the kernel's rules ---------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise RingGeometryError naming the first rule of ``packet_set_ring()`` this layout breaks."""
+        _check_version(self.version)
+        min_frame = abi.HDRLEN[self.version] + self.reserve
+        if self.block_size <= 0 or self.block_size % PAGE_SIZE:
+            good = max(PAGE_SIZE, -(-max(self.block_size, 1) // PAGE_SIZE) * PAGE_SIZE)
+            raise RingGeometryError(
+                f"block size {self.block_size} must be a positive multiple of the page size ({PAGE_SIZE}); "
+                f"use {_pow2_ceil(good)}"
+            )
+        if self.block_size & (self.block_size - 1):
+            # Not a kernel rule, but blocks are allocated in power-of-two pages: the rest is wasted.
+            raise RingGeometryError(
+                f"block size {self.block_size} is not a power of two: the kernel allocates "
+                f"{_pow2_ceil(self.block_size)} bytes per block anyway; use {_pow2_ceil(self.block_size)} "
+                f"or {_pow2_floor(self.block_size)}"
+            )
+        if self.block_nr <= 0:
+            raise RingGeometryError(f"block count must be positive, got {self.block_nr}")
+        if self.frame_size < min_frame:
+            raise RingGeometryError(
+                f"frame size {self.frame_size} is smaller than the TPACKET_V{self.version} header "
+                f"({abi.HDRLEN[self.version]} bytes{f' + {self.reserve} reserved' if self.reserve else ''}); "
+                f"use at least {abi.tpacket_align(min_frame + 64)}"
+            )
+        if self.frame_size % abi.TPACKET_ALIGNMENT:
+            raise RingGeometryError(
+                f"frame size {self.frame_size} is not a multiple of TPACKET_ALIGNMENT (16); "
+                f"use {abi.tpacket_align(self.frame_size)}"
+            )
+        if self.frame_size > self.block_size:
+            raise RingGeometryError(
+                f"frame size {self.frame_size} is larger than the block size {self.block_size}, so a block "
+                f"holds no frame; use a block size of {_pow2_ceil(max(self.frame_size, PAGE_SIZE))}"
+            )
+        if self.version == 3 and not self.tx and self.block_size < V3_BLOCK_HDR + min_frame:
+            raise RingGeometryError(
+                f"V3 block size {self.block_size} cannot hold the block header and one frame; "
+                f"use at least {PAGE_SIZE}"
+            )
+        if self.frames_per_block * self.block_nr != self.frame_nr:
+            raise RingGeometryError(
+                f"frame count {self.frame_nr} must equal frames per block ({self.frames_per_block}) x "
+                f"block count ({self.block_nr}) = {self.frames_per_block * self.block_nr}"
+            )
+        if self.frame_nr >= 1 << 32 or self.size >= 1 << 40:
+            raise RingGeometryError(f"ring of {self.size} bytes / {self.frame_nr} frames is too large")
+        if self.version == 3 and self.tx and (self.block_timeout_ms or self.feature_req_word):
+            raise RingGeometryError(
+                "a V3 TX ring takes no block timeout and no feature request (the kernel answers EINVAL); "
+                "leave both 0"
+            )
+        if self.block_timeout_ms > MAX_BLOCK_TIMEOUT_MS:
+            raise RingGeometryError(
+                f"block timeout {self.block_timeout_ms} ms exceeds {MAX_BLOCK_TIMEOUT_MS} ms, the most the "
+                f"kernel stores; use {MAX_BLOCK_TIMEOUT_MS} or less"
+            )
+
+    def shrunk(self) -> RingGeometry | None:
+        """The same layout with about 3/4 of the blocks, for an ENOMEM retry; None below 2 blocks."""
+        block_nr = (self.block_nr * 3) // 4
+        if block_nr < 2 or block_nr == self.block_nr:
+            return None
+        return replace(self, block_nr=block_nr, frame_nr=self.frames_per_block * block_nr)
+
+    def request(self) -> bytes:
+        """The tpacket_req (V1/V2) or tpacket_req3 (V3) bytes for setsockopt."""
+        if self.version == 3:
+            return abi.TPACKET_REQ3.pack(
+                self.block_size,
+                self.block_nr,
+                self.frame_size,
+                self.frame_nr,
+                self.block_timeout_ms,
+                0,
+                self.feature_req_word,
+            )
+        return abi.TPACKET_REQ.pack(self.block_size, self.block_nr, self.frame_size, self.frame_nr)
+
+
+def _check_version(version: int) -> None:
+    if version not in (1, 2, 3):
+        raise RingGeometryError(f"TPACKET version must be 1, 2 or 3, got {version!r}")

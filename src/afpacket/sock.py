@@ -1,0 +1,218 @@
+"""The AF_PACKET socket: setup in the order the kernel needs, teardown in reverse, in one place each.
+
+Order (see docs/architecture.md): socket with protocol 0 (receives nothing yet) -> PACKET_VERSION ->
+options that must precede a ring (PACKET_RESERVE, PACKET_LOSS, PACKET_TX_HAS_OFF) -> filter ->
+PACKET_RX_RING / PACKET_TX_RING -> one mmap (RX first) -> bind(ifindex, protocol) -> membership,
+fanout. Binding last means no packet lands before the socket is fully set up.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import mmap
+import os
+import socket
+import weakref
+from dataclasses import dataclass
+
+from . import abi
+from .errors import (
+    AfPacketError,
+    CaptureClosedError,
+    RingAllocationError,
+    SocketOptionError,
+    os_error,
+)
+from .geometry import RingGeometry
+from .interfaces import ANY, Interface, lookup
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.bind.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
+_libc.bind.restype = ctypes.c_int
+
+SOCK_TYPES = {"raw": socket.SOCK_RAW, "dgram": socket.SOCK_DGRAM}
+
+# Every open socket, so a forked child can disown the parent's rings (see _after_fork_in_child).
+_live: weakref.WeakSet[PacketSocket] = weakref.WeakSet()
+
+
+@dataclass(frozen=True)
+class SocketStats:
+    """Cumulative PACKET_STATISTICS since the socket was opened."""
+
+    #: packets the kernel handed to the socket (after the filter), including those it dropped
+    received: int
+    #: packets dropped because the ring (or socket buffer) was full
+    drops: int
+    #: V3 only: how often the ring froze because user space had not released a block
+    freeze_count: int
+
+    @property
+    def packets(self) -> int:
+        """Packets delivered into the ring: received minus drops."""
+        return self.received - self.drops
+
+
+class PacketSocket:
+    """An AF_PACKET socket with up to one RX and one TX ring sharing one mapping."""
+
+    def __init__(self, interface: str, *, sock_type: str = "raw", protocol: int = abi.ETH_P_ALL) -> None:
+        if sock_type not in SOCK_TYPES:
+            raise AfPacketError(f"socket type must be 'raw' or 'dgram', got {sock_type!r}")
+        if not 0 <= protocol <= 0xFFFF:
+            raise AfPacketError(f"protocol must be an EtherType 0..0xffff, got {protocol:#x}")
+        self.interface_name = interface
+        self.iface: Interface | None = None if interface == ANY else lookup(interface)
+        self.ifindex = self.iface.index if self.iface else 0
+        self.sock_type = sock_type
+        self.protocol = protocol
+        self.version = 0
+        self.rx: RingGeometry | None = None
+        self.tx: RingGeometry | None = None
+        self.map: mmap.mmap | None = None
+        self.closed = False
+        self.forked = False
+        self._stats = [0, 0, 0]
+        self._memberships: list[bytes] = []
+        try:
+            # Protocol 0: the socket receives nothing until bind() at the end of setup.
+            self.sock = socket.socket(socket.AF_PACKET, SOCK_TYPES[sock_type], 0)
+        except OSError as e:
+            raise os_error("opening an AF_PACKET socket", e, interface) from None
+        _live.add(self)
+
+    # -- small helpers --------------------------------------------------------------------------
+    def fileno(self) -> int:
+        self.check_open()
+        return self.sock.fileno()
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise CaptureClosedError("the socket is closed; open a new Capture/Transmitter")
+        if self.forked:
+            raise CaptureClosedError(
+                "this ring belongs to the parent process (fork() does not share it); "
+                "open a new socket in the child, or join a fanout group"
+            )
+
+    def setopt(self, name: str, option: int, value: int | bytes, hint: str = "") -> None:
+        try:
+            self.sock.setsockopt(abi.SOL_PACKET, option, value)
+        except OSError as e:
+            if e.errno in (errno.EPERM, errno.EACCES, errno.ENODEV, errno.ENETDOWN):
+                raise os_error(f"setting {name}", e, self.interface_name) from None
+            raise SocketOptionError(name, e, hint) from None
+
+    def getopt_int(self, option: int) -> int:
+        return int(self.sock.getsockopt(abi.SOL_PACKET, option))
+
+    # -- setup steps, in order ------------------------------------------------------------------
+    def set_version(self, version: int) -> None:
+        self.setopt("PACKET_VERSION", abi.PACKET_VERSION, abi.KERNEL_VERSION_ENUM[version])
+        self.version = version
+
+    def set_ring(self, geometry: RingGeometry, *, retry_smaller: bool = True) -> RingGeometry:
+        """Create the RX or TX ring; on ENOMEM retry with 3/4 of the blocks, down to 2 blocks."""
+        geometry.validate()
+        if geometry.version != self.version:
+            raise AfPacketError("ring version differs from the socket's PACKET_VERSION")
+        option = abi.PACKET_TX_RING if geometry.tx else abi.PACKET_RX_RING
+        name = "PACKET_TX_RING" if geometry.tx else "PACKET_RX_RING"
+        wanted = geometry
+        while True:
+            try:
+                self.sock.setsockopt(abi.SOL_PACKET, option, geometry.request())
+                break
+            except OSError as e:
+                if e.errno == errno.ENOMEM:
+                    smaller = geometry.shrunk() if retry_smaller else None
+                    if smaller is None:
+                        raise RingAllocationError(
+                            f"{name}: the kernel could not allocate a ring of {wanted.size} bytes "
+                            f"({wanted.block_nr} blocks of {wanted.block_size}), nor a smaller one; "
+                            "free memory or ask for a smaller buffer"
+                        ) from None
+                    geometry = smaller
+                    continue
+                if e.errno == errno.EINVAL:
+                    raise SocketOptionError(
+                        name, e, f"the kernel rejected geometry {geometry}; this is a bug in afpacket's checks"
+                    ) from None
+                if e.errno == errno.EBUSY:
+                    raise SocketOptionError(name, e, "the socket already has this ring") from None
+                raise os_error(f"setting {name}", e, self.interface_name) from None
+        if geometry.tx:
+            self.tx = geometry
+        else:
+            self.rx = geometry
+        return geometry
+
+    def map_rings(self) -> mmap.mmap:
+        """Map RX then TX with one mmap, as the kernel lays them out."""
+        size = (self.rx.size if self.rx else 0) + (self.tx.size if self.tx else 0)
+        try:
+            m = mmap.mmap(self.sock.fileno(), size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except OSError as e:
+            raise os_error(f"mapping the {size}-byte ring", e, self.interface_name) from None
+        # A forked child must not walk the parent's ring: the mapping is not inherited at all.
+        if hasattr(mmap, "MADV_DONTFORK"):
+            m.madvise(mmap.MADV_DONTFORK)
+        self.map = m
+        return m
+
+    def bind(self, protocol: int | None = None) -> None:
+        """Bind to the interface (ifindex 0 = all) and start receiving ``protocol``."""
+        proto = self.protocol if protocol is None else protocol
+        addr = abi.SOCKADDR_LL.pack(socket.AF_PACKET, socket.htons(proto), self.ifindex, 0, 0, 0, b"")
+        if _libc.bind(self.sock.fileno(), addr, len(addr)) != 0:
+            err = ctypes.get_errno()
+            raise os_error("binding the packet socket", OSError(err, os.strerror(err)), self.interface_name)
+
+    def set_promisc(self, on: bool = True) -> None:
+        """PACKET_ADD_MEMBERSHIP(PACKET_MR_PROMISC): undone by the kernel when the socket closes."""
+        if not self.ifindex:
+            raise AfPacketError("promiscuous mode needs a named interface, not 'any' (as in tcpdump)")
+        mreq = abi.PACKET_MREQ.pack(self.ifindex, abi.PACKET_MR_PROMISC, 0, b"")
+        opt = abi.PACKET_ADD_MEMBERSHIP if on else abi.PACKET_DROP_MEMBERSHIP
+        self.setopt("PACKET_ADD_MEMBERSHIP(PROMISC)", opt, mreq)
+
+    # -- statistics -----------------------------------------------------------------------------
+    def stats(self) -> SocketStats:
+        """Read PACKET_STATISTICS (clear-on-read in the kernel) and return running totals."""
+        self.check_open()
+        if self.version == 3:
+            raw = self.sock.getsockopt(abi.SOL_PACKET, abi.PACKET_STATISTICS, abi.TPACKET_STATS_V3.size)
+            packets, drops, freeze = abi.TPACKET_STATS_V3.unpack(raw)
+        else:
+            raw = self.sock.getsockopt(abi.SOL_PACKET, abi.PACKET_STATISTICS, abi.TPACKET_STATS.size)
+            packets, drops = abi.TPACKET_STATS.unpack(raw)
+            freeze = 0
+        s = self._stats
+        s[0] += packets
+        s[1] += drops
+        s[2] += freeze
+        return SocketStats(s[0], s[1], s[2])
+
+    # -- teardown -------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Unmap, then close. Safe to call twice. Views into the ring must be released first."""
+        if self.closed:
+            return
+        self.closed = True
+        _live.discard(self)
+        m, self.map = self.map, None
+        if m is not None and not self.forked:
+            m.close()
+        self.sock.close()
+
+    def _disown(self) -> None:
+        self.forked = True
+
+
+def _after_fork_in_child() -> None:
+    for ps in list(_live):
+        ps._disown()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
