@@ -1,0 +1,25 @@
+"""The ``afpacket`` command: thin subcommands over the public API.
+
+Every error from the library arrives as an AfPacketError and leaves as one line on stderr with exit
+status 1; usage errors exit 2 (click's convention).
+"""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="afpacket")
+def main() -> None:
+    """Line-rate packet capture and transmission through AF_PACKET PACKET_MMAP rings."""
+
+
+def _register() -> None:
+    # Each subcommand lives in its own module; importing it adds it to the group.
+    from . import capture, read, send  # noqa: F401
+
+
+_register()

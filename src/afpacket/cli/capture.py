@@ -1,0 +1,1 @@
+"""`afpacket capture` and `afpacket list`: placeholder while the RX work lands."""

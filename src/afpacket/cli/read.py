@@ -1,0 +1,1 @@
+"""`afpacket read`: placeholder, replaced by the savefile work."""

@@ -1,0 +1,1 @@
+"""`afpacket send` and `afpacket gen`: placeholder, replaced by the transmit work."""
