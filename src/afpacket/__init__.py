@@ -29,9 +29,15 @@ __all__ = [
     "PacketExpiredError",
     "PermissionDeniedError",
     "RingAllocationError",
-    "RingGeometryError",
     "RingGeometry",
+    "RingGeometryError",
     "SavefileError",
     "SocketOptionError",
     "TransmitError",
 ]
+
+from .packet import CopiedPacket, Packet
+from .rx import Capture
+from .sock import SocketStats
+
+__all__ += ["Capture", "CopiedPacket", "Packet", "SocketStats"]

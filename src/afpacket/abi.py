@@ -166,11 +166,12 @@ SOCK_FILTER: Final = struct.Struct("=HBBI")
 # --- offsets used by the ring walkers ------------------------------------------------------------
 # Offsets of single fields inside the headers, so hot loops can read one word instead of
 # unpacking a whole header. Checked against offsetof() by the ABI test.
-V1_OFF_STATUS: Final = 0
-V2_OFF_STATUS: Final = 0
 V3_OFF_NEXT_OFFSET: Final = 0
-V3_OFF_SNAPLEN: Final = 12
-V3_OFF_MAC: Final = 24
+#: per ring version (1, 2, 3): offset of tp_status, tp_len, tp_snaplen, tp_mac inside the frame header
+OFF_STATUS: Final = {1: 0, 2: 0, 3: 20}
+OFF_LEN: Final = {1: 8, 2: 4, 3: 16}
+OFF_SNAPLEN: Final = {1: 12, 2: 8, 3: 12}
+OFF_MAC: Final = {1: 16, 2: 12, 3: 24}
 BLOCK_OFF_STATUS: Final = 8
 BLOCK_OFF_NUM_PKTS: Final = 12
 BLOCK_OFF_FIRST_PKT: Final = 16

@@ -116,9 +116,45 @@ class VethPair:
         except subprocess.CalledProcessError as e:
             raise AfPacketError(f"`{' '.join(cmd)}` in {self.netns} failed: {e.stderr.strip()}") from None
 
+    def send(self, frames: list[bytes], gap: float = 0.0) -> None:
+        """Send raw Ethernet frames from the inner end (they arrive on ``outer``), in order."""
+        send_frames_in(self.netns, self.inner, frames, gap)
+
     def popen(self, *cmd: str, **kwargs: object) -> subprocess.Popen[bytes]:
         """Start a command inside the namespace without waiting."""
         return subprocess.Popen(["ip", "netns", "exec", self.netns, *cmd], **kwargs)  # type: ignore[call-overload, no-any-return]
+
+
+_SENDER = r"""
+import socket, struct, sys
+iface, gap = sys.argv[1], float(sys.argv[2])
+data = sys.stdin.buffer.read()
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+s.bind((iface, 0))
+off = 0
+import time
+while off < len(data):
+    (n,) = struct.unpack_from("!I", data, off)
+    s.send(data[off + 4 : off + 4 + n])
+    off += 4 + n
+    if gap:
+        time.sleep(gap)
+"""
+
+
+def send_frames_in(netns: str, interface: str, frames: list[bytes], gap: float = 0.0) -> None:
+    """Send raw frames, in order, from ``interface`` inside ``netns`` (a plain packet socket there)."""
+    import struct
+    import sys
+
+    payload = b"".join(struct.pack("!I", len(f)) + f for f in frames)
+    subprocess.run(
+        ["ip", "netns", "exec", netns, sys.executable, "-c", _SENDER, interface, str(gap)],
+        input=payload,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def _read_mac(name: str) -> str:
