@@ -275,6 +275,8 @@ class Packet:
         st, wire, _snap, _mac, ts, tci, _tpid, rxh = self._header()
         sll = self._sll()
         data = bytes(self)
+        r = self._batch.ring
+        present = bool(st & abi.TP_STATUS_VLAN_VALID or tci)
         return CopiedPacket(
             data=data,
             timestamp_ns=ts,
@@ -283,13 +285,14 @@ class Packet:
             status=st,
             vlan_tci=tci,
             vlan_tpid=self.vlan_tpid,
-            vlan_present=bool(st & abi.TP_STATUS_VLAN_VALID or tci),
+            vlan_present=present,
             rxhash=rxh,
             ifindex=sll[2],
             protocol=self.protocol,
             hatype=sll[3],
             pkttype=sll[4],
             src_addr=sll[6][: sll[5]],
+            tag_in_data=present and r.reinsert and r.raw and r.version != 1,
         )
 
     def __repr__(self) -> str:
@@ -319,12 +322,14 @@ class CopiedPacket:
     hatype: int
     pkttype: int
     src_addr: bytes
+    #: the capture already put the VLAN tag back into ``data`` (``reinsert_vlan=True``)
+    tag_in_data: bool = False
 
     def __bytes__(self) -> bytes:
         return self.data
 
     def tagged(self) -> bytes:
-        if not self.vlan_present or len(self.data) < 12:
+        if not self.vlan_present or self.tag_in_data or len(self.data) < 12:
             return self.data
         return self.data[:12] + struct.pack("!HH", self.vlan_tpid, self.vlan_tci) + self.data[12:]
 

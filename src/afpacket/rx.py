@@ -63,6 +63,8 @@ def ready_frames(u32: memoryview, offsets: list[int], start: int, limit: int) ->
     n = len(offsets)
     out: list[int] = []
     i = start
+    if limit > n:
+        limit = n  # never take a frame twice in one batch
     while len(out) < limit:
         off = offsets[i]
         if not u32[off >> 2] & _USER:
@@ -183,11 +185,15 @@ class Capture:
                 raise AfPacketError("explicit geometry must be an RX geometry of the same version")
             reserve = geometry.reserve
 
+        if promisc and interface == ANY:
+            raise AfPacketError("promiscuous mode needs a named interface, not 'any' (as in tcpdump)")
+        self._ring: RingMemory | None = None
+        self._wake_r = self._wake_w = -1
         self._sock = PacketSocket(interface, sock_type=sock_type, protocol=protocol)
         try:
             self._setup(geometry, reserve, promisc, copy_thresh, ignore_outgoing, tx_geometry)
         except BaseException:
-            self._sock.close()
+            self.close()
             raise
         self.geometry: RingGeometry = self._sock.rx  # type: ignore[assignment]
         self.hatype = self._sock.iface.hatype if self._sock.iface else abi.ARPHRD_ETHER
@@ -497,13 +503,15 @@ class Capture:
         b, self._batch = self._batch, None
         if b is not None:
             b.expire()
-        if not self._sock.forked:
-            self._ring.release()
+        ring, self._ring = self._ring, None  # type: ignore[assignment]
+        if ring is not None and not self._sock.forked:
+            ring.release()
         for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         self._sock.close()
 
     def __enter__(self) -> Capture:

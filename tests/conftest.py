@@ -1,0 +1,85 @@
+"""Shared fixtures: private network namespaces with veth pairs, and crafted frames.
+
+Traffic in these tests only ever crosses veth pairs that the fixtures create (and delete again).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+from afpacket.testnet import INNER_IP, OUTER_IP, VethPair
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.geteuid() != 0:
+        raise pytest.UsageError("afpacket's tests open AF_PACKET sockets and make network namespaces: run as root")
+
+
+@pytest.fixture
+def net() -> Iterator[VethPair]:
+    with VethPair("afpt") as pair:
+        yield pair
+
+
+def mac(text: str) -> bytes:
+    return bytes.fromhex(text.replace(":", ""))
+
+
+def ether(dst: str | bytes, src: str | bytes, ethertype: int, payload: bytes) -> bytes:
+    d = mac(dst) if isinstance(dst, str) else dst
+    s = mac(src) if isinstance(src, str) else src
+    return d + s + struct.pack("!H", ethertype) + payload
+
+
+def checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def udp_frame(
+    dst_mac: str, src_mac: str, payload: bytes, *, sport: int = 40000, dport: int = 9,
+    src: str = INNER_IP, dst: str = OUTER_IP,
+) -> bytes:
+    """An Ethernet/IPv4/UDP frame with valid checksums."""
+    import socket
+
+    sa, da = socket.inet_aton(src), socket.inet_aton(dst)
+    udp_len = 8 + len(payload)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 1, 0, 64, 17, 0, sa, da)
+    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
+    pseudo = sa + da + struct.pack("!BBH", 0, 17, udp_len)
+    udp = struct.pack("!HHHH", sport, dport, udp_len, 0) + payload
+    csum = checksum(pseudo + udp) or 0xFFFF
+    udp = udp[:6] + struct.pack("!H", csum) + udp[8:]
+    return ether(dst_mac, src_mac, 0x0800, ip + udp)
+
+
+def trafgen(net: VethPair, frame: bytes, count: int, *, cpu: int | None = None, extra: tuple[str, ...] = ()) -> str:
+    """Send ``count`` copies of ``frame`` from the namespace end with trafgen; returns its output."""
+    if shutil.which("trafgen") is None:
+        pytest.fail("trafgen is missing: apt-get install netsniff-ng")
+    body = ", ".join(f"0x{b:02x}" for b in frame)
+    with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as f:
+        f.write("{ " + body + " }\n")
+        cfg = f.name
+    cmd = ["trafgen", "-o", net.inner, "-i", cfg, "-n", str(count), "-P", "1", "--no-sock-mem", "--notouch-irq", "-C", *extra]
+    if cpu is not None:
+        cmd = ["taskset", "-c", str(cpu), *cmd]
+    try:
+        r = subprocess.run(["ip", "netns", "exec", net.netns, *cmd], capture_output=True, text=True, timeout=300)
+    finally:
+        os.unlink(cfg)
+    if r.returncode != 0:
+        pytest.fail(f"trafgen failed: {r.stderr}")
+    return r.stdout + r.stderr
