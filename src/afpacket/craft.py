@@ -1,0 +1,164 @@
+"""Build Ethernet (optionally 802.1Q tagged) / IPv4 / UDP frames with valid checksums.
+
+Frames are built once and sent many times, so clarity wins over speed here. ``size`` is always the
+frame length handed to the kernel: link header included, FCS excluded (a "64-byte frame" on the wire is
+60 bytes here plus 4 of FCS the NIC adds). The payload is a repeating byte pattern.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass
+
+from . import abi
+from .errors import AfPacketError
+
+ETH_HDR = struct.Struct("!6s6sH")
+VLAN_TAG = struct.Struct("!HH")
+IPV4_HDR = struct.Struct("!BBHHHBBH4s4s")
+UDP_HDR = struct.Struct("!HHHH")
+IPPROTO_UDP = 17
+#: Ethernet + IPv4 + UDP headers
+MIN_UDP_FRAME = abi.ETH_HLEN + IPV4_HDR.size + UDP_HDR.size
+
+
+def mac_bytes(mac: str | bytes) -> bytes:
+    """``aa:bb:cc:dd:ee:ff`` (or 6 raw bytes) as 6 bytes."""
+    if isinstance(mac, bytes):
+        if len(mac) == 6:
+            return mac
+        raise AfPacketError(f"a MAC address has 6 bytes, got {len(mac)}")
+    try:
+        raw = bytes.fromhex(mac.replace(":", "").replace("-", ""))
+    except ValueError:
+        raw = b""
+    if len(raw) != 6:
+        raise AfPacketError(f"{mac!r} is not a MAC address (expected aa:bb:cc:dd:ee:ff)")
+    return raw
+
+
+def ip_bytes(ip: str | bytes) -> bytes:
+    if isinstance(ip, bytes):
+        if len(ip) == 4:
+            return ip
+        raise AfPacketError(f"an IPv4 address has 4 bytes, got {len(ip)}")
+    try:
+        return ipaddress.IPv4Address(ip).packed
+    except ValueError:
+        raise AfPacketError(f"{ip!r} is not an IPv4 address") from None
+
+
+def checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071) of ``data``: one's complement of the one's complement sum."""
+    if len(data) % 2:
+        data += b"\0"
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def ipv4_header(
+    src: bytes, dst: bytes, payload_len: int, *, proto: int = IPPROTO_UDP, ttl: int = 64, ident: int = 0
+) -> bytes:
+    total = IPV4_HDR.size + payload_len
+    hdr = IPV4_HDR.pack(0x45, 0, total, ident & 0xFFFF, 0x4000, ttl, proto, 0, src, dst)  # DF set
+    return hdr[:10] + struct.pack("!H", checksum(hdr)) + hdr[12:]
+
+
+def udp_datagram(src: bytes, dst: bytes, sport: int, dport: int, payload: bytes) -> bytes:
+    """UDP header + payload with the checksum over the IPv4 pseudo-header (0 is sent as 0xffff)."""
+    length = UDP_HDR.size + len(payload)
+    pseudo = src + dst + struct.pack("!BBH", 0, IPPROTO_UDP, length)
+    hdr = UDP_HDR.pack(sport, dport, length, 0)
+    csum = checksum(pseudo + hdr + payload) or 0xFFFF
+    return UDP_HDR.pack(sport, dport, length, csum) + payload
+
+
+def _pattern(n: int, seed: int = 0) -> bytes:
+    return bytes((seed + i) & 0xFF for i in range(n))
+
+
+def udp_frame(
+    *,
+    src_mac: str | bytes,
+    dst_mac: str | bytes,
+    src_ip: str | bytes,
+    dst_ip: str | bytes,
+    sport: int = 1024,
+    dport: int = 9,
+    size: int = 60,
+    payload: bytes | None = None,
+    vlan: int | None = None,
+    ttl: int = 64,
+    ident: int = 0,
+    link_header: bool = True,
+) -> bytes:
+    """One Ethernet/[802.1Q]/IPv4/UDP frame of ``size`` bytes (or sized by ``payload`` when given).
+
+    ``link_header=False`` returns the IPv4 packet only (for SOCK_DGRAM transmitters).
+    """
+    for name, port in (("source port", sport), ("destination port", dport)):
+        if not 0 <= port <= 0xFFFF:
+            raise AfPacketError(f"{name} must be 0..65535, got {port}")
+    if vlan is not None and not 0 <= vlan <= 4095:
+        raise AfPacketError(f"VLAN id must be 0..4095, got {vlan}")
+    link = (abi.ETH_HLEN + (abi.VLAN_HLEN if vlan is not None else 0)) if link_header else 0
+    headers = link + IPV4_HDR.size + UDP_HDR.size
+    if payload is None:
+        if size < headers:
+            raise AfPacketError(
+                f"a {size}-byte frame cannot hold the {headers} bytes of headers; use --size {headers} or more"
+            )
+        if size > 65535 + link:
+            raise AfPacketError(f"a UDP/IPv4 frame is at most {65535 + link} bytes, got {size}")
+        payload = _pattern(size - headers)
+    s, d = ip_bytes(src_ip), ip_bytes(dst_ip)
+    udp = udp_datagram(s, d, sport, dport, payload)
+    packet = ipv4_header(s, d, len(udp), ttl=ttl, ident=ident) + udp
+    if not link_header:
+        return packet
+    if vlan is None:
+        eth = ETH_HDR.pack(mac_bytes(dst_mac), mac_bytes(src_mac), abi.ETH_P_IP)
+    else:
+        eth = ETH_HDR.pack(mac_bytes(dst_mac), mac_bytes(src_mac), abi.ETH_P_8021Q) + VLAN_TAG.pack(
+            vlan, abi.ETH_P_IP
+        )
+    return eth + packet
+
+
+@dataclass(frozen=True)
+class FlowSpec:
+    """What ``afpacket gen`` varies: flow ``i`` uses ``src_ip + i`` and ``sport + i`` (both wrapping)."""
+
+    src_mac: str = "02:00:00:00:00:01"
+    dst_mac: str = "ff:ff:ff:ff:ff:ff"
+    src_ip: str = "198.18.0.1"
+    dst_ip: str = "198.18.0.2"
+    sport: int = 1024
+    dport: int = 9
+    size: int = 60
+    vlan: int | None = None
+
+    def frames(self, flows: int = 1, *, link_header: bool = True) -> list[bytes]:
+        """One frame per flow: the 5-tuple differs in source address and source port."""
+        if flows < 1:
+            raise AfPacketError(f"the number of flows must be at least 1, got {flows}")
+        base = int(ipaddress.IPv4Address(self.src_ip))
+        out = []
+        for i in range(flows):
+            out.append(
+                udp_frame(
+                    src_mac=self.src_mac,
+                    dst_mac=self.dst_mac,
+                    src_ip=str(ipaddress.IPv4Address((base + i) & 0xFFFFFFFF)),
+                    dst_ip=self.dst_ip,
+                    sport=(self.sport + i) & 0xFFFF,
+                    dport=self.dport,
+                    size=self.size,
+                    vlan=self.vlan,
+                    link_header=link_header,
+                )
+            )
+        return out

@@ -1,0 +1,834 @@
+"""Transmit through a PACKET_MMAP TX ring (TPACKET V1, V2 and V3).
+
+The user fills ring slots and marks them ``TP_STATUS_SEND_REQUEST``; one ``send(fd, "", 0)`` (a *kick*)
+makes the kernel walk the ring from its own head and transmit every consecutive requested slot
+(``tpacket_snd`` in ``net/packet/af_packet.c``). A slot goes back to the user when its skb is freed,
+with ``TP_STATUS_AVAILABLE`` possibly OR'ed with ``TP_STATUS_TS_*`` bits.
+
+Kernel rules this module is built around (checked on 6.x over veth pairs by ``tests/test_tx.py``):
+
+- The kernel's head and ours must stay in step: it stops at the first slot that is not
+  ``SEND_REQUEST``. A frame it rejects is left ``TP_STATUS_WRONG_FORMAT`` *and its head stays there*,
+  so merely resetting that slot would stall every later frame. :meth:`Transmitter._drop_rejected`
+  moves the frames queued behind it down by one slot instead (rare path, copies at most one ring).
+- ``PACKET_LOSS`` (``loss=True``) makes the kernel skip malformed frames silently instead; they are
+  then not counted as failed, because nothing reports them.
+- For ``SOCK_DGRAM`` the kernel builds the link header from the sockaddr_ll passed to the kick
+  (``sendto``), one address per kick, not per frame: frames to a different destination or protocol
+  are flushed first (:meth:`Transmitter.send_to`).
+- A blocking kick (no ``MSG_DONTWAIT``) also waits until the frames it sent have completed, bounded
+  by ``SO_SNDTIMEO``, which is set to the transmitter's timeout so that nothing blocks forever.
+- ``poll(POLLOUT)`` reports the *kernel's head* slot being exactly ``AVAILABLE``; with timestamps on,
+  completed slots carry TS bits and never compare equal, so waits here re-check our own slot.
+
+Memory ordering: data and length are written first, the status word last. On x86-64 stores are not
+reordered with each other, so that is enough; weakly ordered CPUs (arm64) are not guaranteed yet.
+"""
+
+from __future__ import annotations
+
+import errno
+import select
+import socket
+import struct
+import time
+import warnings
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+from . import abi
+from .craft import mac_bytes
+from .errors import (
+    AfPacketError,
+    CaptureClosedError,
+    FrameTooLargeError,
+    TransmitError,
+    os_error,
+)
+from .geometry import RingGeometry
+from .sock import PacketSocket
+
+# --- per-version frame header fields (offsets inside a frame) --------------------------------------
+#: version -> (tp_status, tp_len, tp_snaplen, tp_mac, tp_net, tp_sec, tp_usec/tp_nsec, ns resolution)
+_FIELDS: dict[int, tuple[int, int, int, int, int, int, int, int]] = {
+    1: (0, 8, 12, 16, 18, 20, 24, 1000),
+    2: (0, 4, 8, 12, 14, 16, 20, 1),
+    3: (20, 16, 12, 24, 26, 4, 8, 1),
+}
+#: SOL_SOCKET option (asm-generic/socket.h); the socket module does not export it
+_SO_TIMESTAMPNS = 35
+_U16 = struct.Struct("=H")
+_U32 = struct.Struct("=I")
+_SEC_FRAC = struct.Struct("=II")
+
+#: Status bits that mean the kernel still owns a TX slot (all live in the low byte of tp_status, so the
+#: hot path reads one byte; the TS_* bits that completed frames may carry live in the high byte).
+_KERNEL_OWNED = abi.TP_STATUS_SEND_REQUEST | abi.TP_STATUS_SENDING
+_NOT_FREE = _KERNEL_OWNED | abi.TP_STATUS_WRONG_FORMAT
+_TS_BITS = abi.TP_STATUS_TS_SOFTWARE | abi.TP_STATUS_TS_SYS_HARDWARE | abi.TP_STATUS_TS_RAW_HARDWARE
+
+#: errno values of a kick that mean "try again shortly": the queue or driver was busy
+_RETRY_LATER = (errno.ENOBUFS, errno.EAGAIN)
+#: errno values tpacket_snd returns when it left a frame TP_STATUS_WRONG_FORMAT
+_REJECTED = (errno.EINVAL, errno.EMSGSIZE, errno.EFAULT, errno.ENOMEM)
+
+
+# --- slot ownership, one predicate each (status is tp_status, or its low byte) ----------------------
+def user_may_write(status: int) -> bool:
+    """The slot is ours to fill: sent and completed, or never used (TS bits may be set)."""
+    return not status & _NOT_FREE
+
+
+def kernel_may_send(status: int) -> bool:
+    """The slot waits for a kick (``TP_STATUS_SEND_REQUEST``)."""
+    return bool(status & abi.TP_STATUS_SEND_REQUEST)
+
+
+def kernel_owns(status: int) -> bool:
+    """The kernel has yet to send, or to complete, the slot."""
+    return bool(status & _KERNEL_OWNED)
+
+
+def kernel_rejected(status: int) -> bool:
+    """The kernel refused the slot's frame (``TP_STATUS_WRONG_FORMAT``) and stopped there."""
+    return bool(status & abi.TP_STATUS_WRONG_FORMAT)
+
+
+@dataclass(frozen=True)
+class TransmitStats:
+    """Running totals of one transmitter."""
+
+    #: frames the kernel has taken (sent or in flight), excluding failed ones
+    sent: int
+    #: bytes of those frames (link-layer bytes as written to the ring, no FCS)
+    bytes: int
+    #: frames the kernel rejected with TP_STATUS_WRONG_FORMAT (never counted with ``loss=True``)
+    failed: int
+    #: frames queued but not yet taken by the kernel
+    pending: int = 0
+
+
+@dataclass(frozen=True)
+class RejectedFrame:
+    """A frame the kernel refused: the ring slot it sat in, its tp_len and the kick's error."""
+
+    slot: int
+    length: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"slot {self.slot}: {self.length}-byte frame rejected ({self.reason})"
+
+
+class TransmitWarning(UserWarning):
+    """A frame was rejected by the kernel and dropped; the transmitter carried on."""
+
+
+class TxSlot:
+    """A free ring slot lent for zero-copy filling: write into ``data``, then ``commit(n)``.
+
+    ``with tx.slot() as s: n = fill(s.data); s.commit(n)``. Leaving the block without commit
+    returns the slot unsent. ``data`` is released by commit/exit: the memory belongs to the kernel
+    from then on.
+    """
+
+    __slots__ = ("_tx", "data")
+
+    def __init__(self, tx: Transmitter, data: memoryview) -> None:
+        self._tx = tx
+        self.data = data
+
+    def commit(self, length: int, *, check: bool = True) -> None:
+        self._tx.commit(length, check=check)
+
+    def __enter__(self) -> TxSlot:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._tx.abort()
+
+
+class Transmitter:
+    """Send link-layer frames on one interface through a PACKET_MMAP TX ring.
+
+    ``version`` 2 is the default and the best supported TX ring (V3 TX needs Linux 4.11). Frames are
+    copied into the next free slot by :meth:`send` and handed to the kernel in batches: one kick per
+    ``batch`` frames, when the ring is full, or on :meth:`flush`. :meth:`reserve`/:meth:`commit` (or
+    :meth:`slot`) fill a slot in place; :meth:`send_repeated` replays a few templates at line rate.
+
+    Frames are checked before they reach the kernel: larger than the slot or than MTU + 14 (+4 when
+    802.1Q/802.1ad tagged) raises :class:`FrameTooLargeError`; shorter than the 14-byte Ethernet
+    header (SOCK_RAW) raises :class:`TransmitError`. Short frames are *not* padded to 60 bytes: they
+    are delivered byte-identical (NICs pad on the wire); pad them yourself if a peer needs it.
+
+    Options:
+
+    - ``qdisc_bypass`` (PACKET_QDISC_BYPASS, off by default): frames go straight to the driver. Faster,
+      but tc/qdisc configuration is ignored, more loss is possible when the driver queue is full, and
+      the frames are not visible to other packet sockets, so tcpdump on this host will not see them.
+    - ``loss`` (PACKET_LOSS): the kernel silently skips malformed frames instead of stopping.
+    - ``tx_has_off`` (PACKET_TX_HAS_OFF): the data offset of each frame is taken from its header
+      (``tp_mac`` for raw, ``tp_net`` for dgram); set :attr:`data_offset` to place data further in.
+    - ``timestamps``: PACKET_TIMESTAMP with SOF_TIMESTAMPING_SOFTWARE|TX_SOFTWARE; completed frames
+      carry a software TX time, read with :meth:`tx_timestamps`.
+    - ``sock_type="dgram"``: frames start at the network header; the kernel builds the Ethernet header
+      from ``dst_mac`` and ``protocol`` (or the per-frame values given to :meth:`send_to`).
+
+    The socket is bound with protocol 0, so it receives nothing and our frames do not come back.
+    :meth:`close` flushes and waits for every queued frame (up to ``timeout`` seconds) and raises
+    :class:`TransmitError` naming how many frames could not be sent; rejected frames are reported as
+    they happen (:attr:`rejected`, a :class:`TransmitWarning`) and counted in ``stats().failed``.
+    """
+
+    def __init__(
+        self,
+        interface: str,
+        *,
+        version: int = 2,
+        frame_size: int = 2048,
+        frame_count: int = 1024,
+        qdisc_bypass: bool = False,
+        sock_type: str = "raw",
+        protocol: int = abi.ETH_P_IP,
+        dst_mac: str | bytes | None = None,
+        loss: bool = False,
+        tx_has_off: bool = False,
+        timestamps: bool = False,
+        batch: int | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        if interface == "any":
+            raise AfPacketError("transmitting needs a named interface, not 'any'")
+        geometry = RingGeometry.for_transmit(version, frame_size, frame_count)
+        psock = PacketSocket(interface, sock_type=sock_type, protocol=0)
+        try:
+            psock.set_version(version)
+            if loss:
+                psock.setopt("PACKET_LOSS", abi.PACKET_LOSS, 1)
+            if tx_has_off:
+                # Must precede the ring: the kernel silently ignores it afterwards.
+                psock.setopt("PACKET_TX_HAS_OFF", abi.PACKET_TX_HAS_OFF, 1)
+            if qdisc_bypass:
+                psock.setopt("PACKET_QDISC_BYPASS", abi.PACKET_QDISC_BYPASS, 1)
+            if timestamps:
+                # The ring reports skb->tstamp, which the stack fills only while some socket has asked for
+                # timestamps (net_enable_timestamp); SO_TIMESTAMPNS on this receive-nothing socket asks.
+                psock.sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+                psock.setopt(
+                    "PACKET_TIMESTAMP",
+                    abi.PACKET_TIMESTAMP,
+                    abi.SOF_TIMESTAMPING_SOFTWARE | abi.SOF_TIMESTAMPING_TX_SOFTWARE,
+                )
+            psock.set_ring(geometry)
+            psock.map_rings()
+            # Protocol 0: a TX-only socket receives nothing, so our own frames never come back.
+            psock.bind(0)
+        except BaseException:
+            psock.close()
+            raise
+        self._setup(psock, 0, owns_socket=True, protocol=protocol, dst_mac=dst_mac, batch=batch, timeout=timeout)
+        self.tx_has_off = tx_has_off
+        self.timestamps = timestamps
+        self.qdisc_bypass = qdisc_bypass
+        self.loss = loss
+
+    @classmethod
+    def over_socket(
+        cls,
+        psock: PacketSocket,
+        offset: int,
+        *,
+        protocol: int = abi.ETH_P_IP,
+        dst_mac: str | bytes | None = None,
+        batch: int | None = None,
+        timeout: float = 5.0,
+    ) -> Transmitter:
+        """A transmitter over the TX ring of an already set-up socket (``psock.tx`` and ``psock.map``).
+
+        ``offset`` is where the TX ring starts in the mapping: ``psock.rx.size`` when an RX ring
+        precedes it. The transmitter does not own the socket: its close() drains the ring but leaves
+        the socket and the mapping open.
+        """
+        if psock.tx is None or psock.map is None:
+            raise AfPacketError("the socket has no mapped TX ring: set_ring(RingGeometry.for_transmit(...)) first")
+        self = cls.__new__(cls)
+        self._setup(psock, offset, owns_socket=False, protocol=protocol, dst_mac=dst_mac, batch=batch, timeout=timeout)
+        self.tx_has_off = False
+        self.timestamps = False
+        self.qdisc_bypass = False
+        self.loss = False
+        return self
+
+    def _setup(
+        self,
+        psock: PacketSocket,
+        offset: int,
+        *,
+        owns_socket: bool,
+        protocol: int,
+        dst_mac: str | bytes | None,
+        batch: int | None,
+        timeout: float,
+    ) -> None:
+        assert psock.tx is not None and psock.map is not None
+        geom = psock.tx
+        self._psock = psock
+        self._owns_socket = owns_socket
+        self.geometry = geom
+        self.interface = psock.interface_name
+        self.version = geom.version
+        self.timeout = timeout
+        self.closed = False
+        self.dgram = psock.sock_type == "dgram"
+        st, ln, snap, mac, net, sec, frac, frac_ns = _FIELDS[geom.version]
+        self._st, self._len, self._snap, self._mac, self._net = st, ln, snap, mac, net
+        self._sec, self._frac_ns = sec, frac_ns
+        self._frac = frac
+        fpb = geom.frames_per_block
+        self._offs: list[int] = [
+            offset + (i // fpb) * geom.block_size + (i % fpb) * geom.frame_size for i in range(geom.frame_nr)
+        ]
+        self.n = geom.frame_nr
+        #: Where frame data starts in a slot: tp_hdrlen - sizeof(sockaddr_ll), or the user's with TX_HAS_OFF.
+        self._doff = abi.SLL_OFFSET[geom.version]
+        self._min_doff = self._doff
+        mtu = psock.iface.mtu if psock.iface else 1500
+        link = 0 if self.dgram else abi.ETH_HLEN
+        self.mtu = mtu
+        self._min_len = 1 if self.dgram else abi.ETH_HLEN
+        self._mtu_len = mtu + link
+        self._recompute_limits()
+        self._map = psock.map
+        self._mv = memoryview(psock.map)
+        # Evenly strided slots allow one C-level strided read/write of all status words.
+        self._strided = geom.block_nr == 1 or geom.block_size % geom.frame_size == 0
+        self._st_base = offset + st
+        self._status_bytes = self._mv[self._st_base :: geom.frame_size] if self._strided else None
+        self._mv32 = self._mv.cast("I") if self._strided and (self._st_base % 4 == 0) else None
+        self._head = 0
+        self._queued = 0  # frames queued since the last kick
+        self._total = 0  # frames queued ever
+        self._total_bytes = 0
+        self._failed = 0
+        self._failed_bytes = 0
+        self.batch = max(1, min(batch if batch else max(1, self.n // 4), self.n))
+        self.rejected: list[RejectedFrame] = []
+        self._lent: memoryview | None = None
+        self.protocol = protocol
+        self._addr: tuple[str, int, int, int, bytes] | None = None
+        if self.dgram:
+            self._addr = (self.interface, protocol, 0, 0, mac_bytes(dst_mac or b"\xff" * 6))
+        try:
+            tv = struct.pack("=qq", int(timeout), int(timeout % 1 * 1e6))
+            psock.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, tv)
+        except OSError:  # pragma: no cover - best effort; waits below are bounded anyway
+            pass
+
+    def _recompute_limits(self) -> None:
+        cap = self.geometry.frame_size - self._doff
+        self.slot_capacity = cap
+        self.max_frame = min(cap, self._mtu_len)
+
+    # -- properties ---------------------------------------------------------------------------------
+    @property
+    def data_offset(self) -> int:
+        """Where frame data starts in a slot (only changeable with ``tx_has_off=True``)."""
+        return self._doff
+
+    @data_offset.setter
+    def data_offset(self, value: int) -> None:
+        if not self.tx_has_off:
+            raise AfPacketError("the data offset can only be changed with tx_has_off=True (PACKET_TX_HAS_OFF)")
+        if not self._min_doff <= value < self.geometry.frame_size - self._min_len:
+            raise AfPacketError(
+                f"data offset {value} must lie between the header end ({self._min_doff}) and the slot end "
+                f"({self.geometry.frame_size}) minus a frame"
+            )
+        self.flush()
+        self._doff = value
+        self._recompute_limits()
+
+    def fileno(self) -> int:
+        return self._psock.fileno()
+
+    # -- the hot path -------------------------------------------------------------------------------
+    def send(self, frame: bytes | bytearray | memoryview) -> None:
+        """Copy one frame into the next free slot and request its transmission.
+
+        The frame goes out at the next kick: after ``batch`` frames, when the ring is full, or on
+        :meth:`flush`.
+        """
+        if self.closed:
+            raise CaptureClosedError("the transmitter is closed; open a new Transmitter")
+        n = len(frame)
+        if n > self.max_frame or n < self._min_len:
+            self._check_length(frame, n)
+        i = self._head
+        off = self._offs[i]
+        m = self._map
+        if m[off + self._st] & _NOT_FREE:
+            self._reclaim(i)
+            i = self._head
+            off = self._offs[i]
+        d = off + self._doff
+        m[d : d + n] = frame
+        self._finish(off, n)
+
+    def _finish(self, off: int, n: int) -> None:
+        m = self._map
+        _U32.pack_into(m, off + self._len, n)
+        _U32.pack_into(m, off + self._snap, n)
+        if self.tx_has_off:
+            _U16.pack_into(m, off + (self._net if self.dgram else self._mac), self._doff)
+        if self.version == 3:
+            _U32.pack_into(m, off, 0)  # tp_next_offset must be 0 for TX
+        # The status word last: it hands the slot over.
+        _U32.pack_into(m, off + self._st, abi.TP_STATUS_SEND_REQUEST)
+        i = self._head + 1
+        self._head = 0 if i == self.n else i
+        self._total += 1
+        self._total_bytes += n
+        q = self._queued + 1
+        self._queued = q
+        if q >= self.batch:
+            self.flush(wait=False)
+
+    def send_many(self, frames: Iterable[bytes | bytearray | memoryview]) -> int:
+        """Send every frame of ``frames`` (same checks as :meth:`send`, fewer lookups); return the count."""
+        if self.closed:
+            raise CaptureClosedError("the transmitter is closed; open a new Transmitter")
+        m = self._map
+        offs = self._offs
+        st, ln, snap = self._st, self._len, self._snap
+        doff, nslots, batch = self._doff, self.n, self.batch
+        maxf, minf = self.max_frame, self._min_len
+        pack = _U32.pack_into
+        req = abi.TP_STATUS_SEND_REQUEST
+        simple = not self.tx_has_off and self.version != 3
+        i = self._head
+        q = self._queued
+        count = others = 0
+        nbytes = 0
+        for frame in frames:
+            n = len(frame)
+            if n > maxf or n < minf:
+                self._head, self._queued = i, q
+                self._check_length(frame, n)
+            off = offs[i]
+            if m[off + st] & _NOT_FREE:
+                self._head, self._queued = i, q
+                self._reclaim(i)
+                i, q = self._head, self._queued
+                off = offs[i]
+            d = off + doff
+            m[d : d + n] = frame
+            if simple:
+                pack(m, off + ln, n)
+                pack(m, off + snap, n)
+                pack(m, off + st, req)
+                i += 1
+                if i == nslots:
+                    i = 0
+                q += 1
+                count += 1
+                nbytes += n
+                if q >= batch:
+                    self._head, self._queued = i, q
+                    self.flush(wait=False)
+                    q = self._queued
+            else:
+                self._head, self._queued = i, q
+                self._finish(off, n)  # counts the frame itself
+                i, q = self._head, self._queued
+                others += 1
+        self._head, self._queued = i, q
+        self._total += count
+        self._total_bytes += nbytes
+        return count + others
+
+    def send_repeated(self, frames: Sequence[bytes], count: int) -> int:
+        """Send ``count`` frames cycling through ``frames``, writing each template into the ring once.
+
+        When the ring's slot count is a multiple of ``len(frames)``, every slot always holds the same
+        template, so each lap only flips status words (one strided write per half ring): the cost per
+        frame is the kernel's. Otherwise this falls back to :meth:`send_many`.
+        """
+        if self.closed:
+            raise CaptureClosedError("the transmitter is closed; open a new Transmitter")
+        k = len(frames)
+        if count <= 0 or k == 0:
+            return 0
+        for f in frames:
+            if len(f) > self.max_frame or len(f) < self._min_len:
+                self._check_length(f, len(f))
+        mv32 = self._mv32
+        if mv32 is None or self.n % k or self.tx_has_off or self._status_bytes is None:
+            return self.send_many(frames[i % k] for i in range(count))
+        self.flush(wait=True)
+        if any(self._status_bytes):
+            raise TransmitError("the TX ring did not drain before sending templates; the link may be stalled")
+        h0 = self._head
+        m = self._map
+        sizes = 0
+        for j in range(self.n):
+            f = frames[(j - h0) % k]
+            off = self._offs[j]
+            d = off + self._doff
+            m[d : d + len(f)] = f
+            _U32.pack_into(m, off + self._len, len(f))
+            _U32.pack_into(m, off + self._snap, len(f))
+            if self.version == 3:
+                _U32.pack_into(m, off, 0)
+        per_lap = [len(frames[s % k]) for s in range(k)]
+        sizes = sum(per_lap) * (count // k) + sum(per_lap[: count % k])
+        step = self.geometry.frame_size // 4
+        base = self._st_base // 4
+        chunk = max(1, self.n // 2)
+        req = memoryview(array("I", [abi.TP_STATUS_SEND_REQUEST]) * chunk)
+        status = self._status_bytes
+        remaining = count
+        h = h0
+        kick = self._kick
+        while remaining:
+            c = min(chunk, remaining, self.n - h)
+            if any(status[h : h + c]):
+                self._head = h
+                self._kick(wait=True)
+                if any(status[h : h + c]):
+                    self._collect_rejected()
+                    raise TransmitError(
+                        f"TX slots {h}..{h + c - 1} still belong to the kernel after {self.timeout} s"
+                    )
+            s = base + h * step
+            mv32[s : s + c * step : step] = req[:c]
+            h += c
+            if h == self.n:
+                h = 0
+            remaining -= c
+            self._head = h
+            kick(wait=False)
+        req.release()
+        self._total += count
+        self._total_bytes += sizes
+        self._queued = 0
+        return count
+
+    # -- zero copy ----------------------------------------------------------------------------------
+    def reserve(self) -> memoryview:
+        """A writable view of the next free slot's data area; follow with :meth:`commit` or :meth:`abort`."""
+        if self.closed:
+            raise CaptureClosedError("the transmitter is closed; open a new Transmitter")
+        if self._lent is not None:
+            raise TransmitError("a slot is already reserved; commit() or abort() it first")
+        i = self._head
+        off = self._offs[i]
+        if self._map[off + self._st] & _NOT_FREE:
+            self._reclaim(i)
+            off = self._offs[self._head]
+        d = off + self._doff
+        self._lent = self._mv[d : d + self.slot_capacity]
+        return self._lent
+
+    def commit(self, length: int, *, check: bool = True) -> None:
+        """Send the first ``length`` bytes of the reserved slot; the view is released.
+
+        ``check=False`` skips the MTU and link-header checks (only the slot size is enforced), so the
+        kernel's own validation can be exercised.
+        """
+        view = self._lent
+        if view is None:
+            raise TransmitError("commit() without reserve()")
+        if not 0 <= length <= self.slot_capacity:
+            raise FrameTooLargeError(
+                f"committed length {length} exceeds the slot's data area of {self.slot_capacity} bytes"
+            )
+        if check and (length > self.max_frame or length < self._min_len):
+            self._check_length(view[:length], length)
+        view.release()
+        self._lent = None
+        self._finish(self._offs[self._head], length)
+
+    def abort(self) -> None:
+        """Give a reserved slot back unsent (no-op when nothing is reserved)."""
+        if self._lent is not None:
+            self._lent.release()
+            self._lent = None
+
+    def slot(self) -> TxSlot:
+        """A context-managed :meth:`reserve`: ``with tx.slot() as s: ...; s.commit(n)``."""
+        return TxSlot(self, self.reserve())
+
+    # -- DGRAM ----------------------------------------------------------------------------------------
+    def send_to(
+        self, frame: bytes | bytearray | memoryview, dst_mac: str | bytes, protocol: int | None = None
+    ) -> None:
+        """SOCK_DGRAM: send ``frame`` (from the network header on) to ``dst_mac`` as ``protocol``.
+
+        The kernel takes the destination of ring frames from the kick's address, one per kick, so
+        queued frames for another destination are kicked first.
+        """
+        if not self.dgram:
+            raise AfPacketError("send_to() needs sock_type='dgram'; with 'raw' the frame carries its own header")
+        addr = (self.interface, self.protocol if protocol is None else protocol, 0, 0, mac_bytes(dst_mac))
+        if addr != self._addr:
+            if self._queued or self._pending_slots():
+                self.flush(wait=False)
+            self._addr = addr
+        self.send(frame)
+
+    # -- kicking and waiting ----------------------------------------------------------------------
+    def flush(self, wait: bool = True) -> None:
+        """Kick the kernel to send every queued frame; with ``wait``, also wait for their completion.
+
+        Retries on ENOBUFS/EAGAIN (driver or qdisc busy) until ``timeout``; frames the kernel rejects
+        are reported and dropped (see :attr:`rejected`) without stopping the others.
+        """
+        if self.closed:
+            raise CaptureClosedError("the transmitter is closed; open a new Transmitter")
+        self._kick(wait)
+        if wait:
+            self._wait_idle()
+
+    def _kick(self, wait: bool) -> None:
+        sock = self._psock.sock
+        flags = 0 if wait else socket.MSG_DONTWAIT
+        addr = self._addr
+        deadline = 0.0
+        while True:
+            try:
+                if addr is None:
+                    sock.send(b"", flags)
+                else:
+                    sock.sendto(b"", flags, addr)
+                break
+            except OSError as e:
+                if e.errno in _RETRY_LATER or e.errno == errno.ETIMEDOUT:
+                    if not deadline:
+                        deadline = time.monotonic() + self.timeout
+                    elif time.monotonic() > deadline:
+                        if wait:
+                            break  # _wait_idle reports what is left
+                        raise TransmitError(
+                            f"the kernel kept answering {errno.errorcode.get(e.errno or 0)} for {self.timeout} s; "
+                            "the interface queue is not draining (link down or congested?)"
+                        ) from None
+                    _poll_out(sock, 1)
+                    continue
+                if e.errno in _REJECTED and self._collect_rejected(e):
+                    continue  # the frames behind the rejected one still wait for a kick
+                raise os_error("sending from the TX ring", e, self.interface) from None
+        self._queued = 0
+
+    def _wait_idle(self) -> None:
+        """Wait until no slot is SEND_REQUEST/SENDING, or ``timeout`` passes."""
+        status = self._status_bytes
+        deadline = time.monotonic() + self.timeout
+        while True:
+            busy = self._busy_slots() if status is None else sum(1 for b in status if kernel_owns(b))
+            if not busy:
+                return
+            if any(kernel_rejected(b) for b in (status if status is not None else [])):
+                self._collect_rejected()
+                self._kick(False)
+                continue
+            if time.monotonic() > deadline:
+                return
+            if self._pending_slots():
+                self._kick(False)
+            _poll_out(self._psock.sock, 1)
+
+    def _reclaim(self, i: int) -> None:
+        """Slot ``i`` (our head) is not free: kick, wait for it, and recover from a rejected frame."""
+        deadline = time.monotonic() + self.timeout
+        m = self._map
+        while True:
+            status = m[self._offs[self._head] + self._st]
+            if user_may_write(status):
+                return
+            if kernel_rejected(status) or self._queued:
+                self._kick(False)
+            else:
+                self._kick(True)
+            status = m[self._offs[self._head] + self._st]
+            if user_may_write(status):
+                return
+            if time.monotonic() > deadline:
+                raise TransmitError(
+                    f"TX slot {self._head} still belongs to the kernel after {self.timeout} s; "
+                    "the interface is not sending (link down, or the queue is stuck)"
+                )
+            _poll_out(self._psock.sock, 1)
+
+    def _pending_slots(self) -> int:
+        if self._status_bytes is not None:
+            return sum(1 for b in self._status_bytes if kernel_may_send(b))
+        return sum(1 for off in self._offs if kernel_may_send(self._map[off + self._st]))
+
+    def _busy_slots(self) -> int:
+        if self._status_bytes is not None:
+            return sum(1 for b in self._status_bytes if kernel_owns(b))
+        return sum(1 for off in self._offs if kernel_owns(self._map[off + self._st]))
+
+    def _collect_rejected(self, err: OSError | None = None) -> int:
+        """Drop the frame the kernel left TP_STATUS_WRONG_FORMAT; return how many were dropped.
+
+        The kernel's head stays on the rejected slot and it sends nothing past a slot that is not
+        SEND_REQUEST, so the frames queued behind it move down one slot and our head follows.
+        """
+        m = self._map
+        reason = errno.errorcode.get(err.errno or 0, "") if err else "TP_STATUS_WRONG_FORMAT"
+        if err is not None:
+            reason = f"{reason}: {err.strerror}"
+        dropped = 0
+        for bad in range(self.n):
+            if not kernel_rejected(m[self._offs[bad] + self._st]):
+                continue
+            off = self._offs[bad]
+            (length,) = _U32.unpack_from(m, off + self._len)
+            rec = RejectedFrame(bad, length, reason)
+            self.rejected.append(rec)
+            del self.rejected[:-100]
+            self._failed += 1
+            self._failed_bytes += length
+            dropped += 1
+            warnings.warn(f"afpacket: {self.interface}: {rec}", TransmitWarning, stacklevel=4)
+            self._shift_down(bad)
+        return dropped
+
+    def _shift_down(self, bad: int) -> None:
+        m = self._map
+        fs = self.geometry.frame_size
+        cur = bad
+        nxt = (cur + 1) % self.n
+        while nxt != self._head and kernel_may_send(m[self._offs[nxt] + self._st]):
+            src, dst = self._offs[nxt], self._offs[cur]
+            m[dst : dst + fs] = m[src : src + fs]
+            _U32.pack_into(m, dst + self._st, abi.TP_STATUS_SEND_REQUEST)
+            cur, nxt = nxt, (nxt + 1) % self.n
+        _U32.pack_into(m, self._offs[cur] + self._st, abi.TP_STATUS_AVAILABLE)
+        self._head = cur
+
+    # -- results ------------------------------------------------------------------------------------
+    def stats(self) -> TransmitStats:
+        """Frames and bytes taken by the kernel so far, frames it rejected, and frames still queued."""
+        pending = 0 if self.closed else self._pending_slots()
+        sent = self._total - self._failed - pending
+        return TransmitStats(
+            sent=sent, bytes=self._total_bytes - self._failed_bytes, failed=self._failed, pending=pending
+        )
+
+    def tx_timestamps(self, count: int = 1) -> list[int | None]:
+        """Software TX times (ns since the epoch) of the last ``count`` frames sent, oldest first.
+
+        Needs ``timestamps=True``; None for a frame that has not completed or carries no stamp.
+        """
+        if self.closed:
+            raise CaptureClosedError("the transmitter is closed; open a new Transmitter")
+        out: list[int | None] = []
+        m = self._map
+        for back in range(min(count, self.n), 0, -1):
+            off = self._offs[(self._head - back) % self.n]
+            (status,) = _U32.unpack_from(m, off + self._st)
+            if kernel_owns(status) or not status & _TS_BITS:
+                out.append(None)
+                continue
+            sec, frac = _SEC_FRAC.unpack_from(m, off + self._sec)
+            out.append(sec * 1_000_000_000 + frac * self._frac_ns)
+        return out
+
+    # -- checks -------------------------------------------------------------------------------------
+    def _check_length(self, frame: bytes | bytearray | memoryview, n: int) -> None:
+        if n < self._min_len:
+            raise TransmitError(
+                f"a {n}-byte frame is shorter than the {self._min_len}-byte Ethernet header; "
+                "the kernel would reject it (pad it to 60 bytes)"
+            )
+        if n <= self.max_frame:
+            return
+        tagged = (
+            not self.dgram
+            and n >= abi.ETH_HLEN + abi.VLAN_HLEN
+            and (frame[12] << 8 | frame[13]) in (abi.ETH_P_8021Q, abi.ETH_P_8021AD)
+        )
+        if tagged and n <= min(self.slot_capacity, self._mtu_len + abi.VLAN_HLEN):
+            return
+        if n > self.slot_capacity:
+            need = abi.tpacket_align(n + self._doff)
+            raise FrameTooLargeError(
+                f"a {n}-byte frame does not fit the {self.geometry.frame_size}-byte TX slot "
+                f"({self.slot_capacity} bytes after the {self._doff}-byte header); use frame_size={need} or more"
+            )
+        link = "" if self.dgram else f" + {abi.ETH_HLEN}-byte Ethernet header{' + 4-byte VLAN tag' if tagged else ''}"
+        limit = self._mtu_len + (abi.VLAN_HLEN if tagged else 0)
+        raise FrameTooLargeError(
+            f"a {n}-byte frame exceeds what {self.interface} can send: MTU {self.mtu}{link} = {limit} bytes; "
+            f"raise the MTU (ip link set {self.interface} mtu {n - (limit - self.mtu)}) or send smaller frames"
+        )
+
+    # -- teardown -----------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Send what is queued, wait for it (up to ``timeout``), then unmap and close. Idempotent.
+
+        Raises TransmitError if frames were still unsent when the timeout expired.
+        """
+        if self.closed:
+            return
+        unsent = 0
+        try:
+            self.abort()
+            self._kick(True)
+            self._wait_idle()
+            unsent = self._busy_slots()
+        except AfPacketError:
+            unsent = self._busy_slots()
+        finally:
+            self._release()
+        if unsent:
+            raise TransmitError(
+                f"{unsent} frame(s) were still queued on {self.interface} after {self.timeout} s and were "
+                "not sent; the link may be down or congested"
+            )
+
+    def _release(self) -> None:
+        self.closed = True
+        for name in ("_status_bytes", "_mv32", "_mv"):
+            v = getattr(self, name, None)
+            if v is not None:
+                v.release()
+            setattr(self, name, None)
+        if self._owns_socket:
+            self._psock.close()
+
+    def __enter__(self) -> Transmitter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            try:
+                self.close()
+            except AfPacketError:
+                pass  # the exception in flight says more
+
+    def __del__(self) -> None:
+        if not getattr(self, "closed", True):
+            try:
+                self._release()
+            except Exception:
+                pass
+
+
+def _poll_out(sock: socket.socket, ms: int) -> None:
+    p = select.poll()
+    p.register(sock, select.POLLOUT | select.POLLERR)
+    try:
+        p.poll(ms)
+    except InterruptedError:  # pragma: no cover
+        pass
