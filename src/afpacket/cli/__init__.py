@@ -19,7 +19,7 @@ def main() -> None:
 
 def _register() -> None:
     # Each subcommand lives in its own module; importing it adds it to the group.
-    from . import capture, read, send  # noqa: F401
+    from . import capture, demo, read, send  # noqa: F401
 
 
 _register()

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Installs afpacket and the real peers its tests and demo use (as root, on Debian).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+if ! command -v trafgen >/dev/null || ! command -v tshark >/dev/null || ! command -v tcpreplay >/dev/null \
+   || ! command -v tcpdump >/dev/null || ! command -v gcc >/dev/null || ! command -v ip >/dev/null \
+   || [ ! -e /usr/include/linux/if_packet.h ] || ! ldconfig -p | grep -q 'libpcap\.so'; then
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends \
+    tcpdump netsniff-ng tcpreplay tshark iproute2 gcc libc6-dev linux-libc-dev libpcap-dev util-linux procps >/dev/null
+fi
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
