@@ -11,4 +11,6 @@ if ! command -v trafgen >/dev/null || ! command -v tshark >/dev/null || ! comman
   apt-get install -y -qq --no-install-recommends \
     tcpdump netsniff-ng tcpreplay tshark iproute2 gcc libc6-dev linux-libc-dev libpcap-dev util-linux procps >/dev/null
 fi
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+pip_install() { python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "$@"; }
+# Debian's own python3 marks itself externally managed; a pyenv/venv python does not.
+pip_install -e '.[test]' 2>/dev/null || pip_install --break-system-packages -e '.[test]'
