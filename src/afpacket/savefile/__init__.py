@@ -1,0 +1,63 @@
+"""pcap and pcapng savefiles: writers for live capture, readers that stop cleanly at corruption.
+
+Independent of sockets: writers take ``(timestamp_ns, bytes, wire_len)`` or a live-capture packet,
+readers give back :class:`Record` objects, so the same code serves capture, replay and tests.
+"""
+
+from __future__ import annotations
+
+from ..errors import SavefileError
+from ._io import PathOrFile, Source
+from ._writer import CapturedPacket
+from .linktype import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_NULL,
+    LINKTYPE_RAW,
+    describe,
+    linktype_for,
+)
+from .pcap import PCAP_MAGIC_BYTES, PcapReader, PcapWriter
+from .pcapng import SHB_MAGIC_BYTES, PcapngReader, PcapngWriter
+from .record import Interface, Record
+
+__all__ = [
+    "LINKTYPE_ETHERNET",
+    "LINKTYPE_LINUX_SLL",
+    "LINKTYPE_LINUX_SLL2",
+    "LINKTYPE_NULL",
+    "LINKTYPE_RAW",
+    "CapturedPacket",
+    "Interface",
+    "PcapReader",
+    "PcapWriter",
+    "PcapngReader",
+    "PcapngWriter",
+    "Reader",
+    "Record",
+    "SavefileError",
+    "describe",
+    "linktype_for",
+    "open_reader",
+]
+
+Reader = PcapReader | PcapngReader
+
+
+def open_reader(target: PathOrFile) -> Reader:
+    """A reader for ``target`` (a path, ``"-"`` for standard input, or a binary file object), pcap or
+    pcapng by its first four bytes, so it works on pipes too."""
+    src = Source(target)
+    try:
+        magic = src.read(4)
+        if magic == SHB_MAGIC_BYTES:
+            return PcapngReader(src, _magic=magic)
+        if magic in PCAP_MAGIC_BYTES:
+            return PcapReader(src, _magic=magic)
+        if not magic:
+            raise src.error(0, "empty file, not a pcap or pcapng file")
+        raise src.error(0, f"not a pcap or pcapng file (magic 0x{magic.hex()})")
+    except BaseException:
+        src.close()
+        raise

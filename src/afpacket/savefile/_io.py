@@ -1,0 +1,182 @@
+"""Where savefile bytes go and come from: paths, binary file objects, or ``-`` for stdout/stdin.
+
+Writers keep whole records in a bytearray and hand the kernel whole records only. When a write fails
+part-way (a full disk: ENOSPC, EDQUOT), the file is cut back to the end of the last complete record, so
+every reader still sees a clean file; the writer then raises SavefileError.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import stat
+import sys
+from collections.abc import Callable
+from typing import BinaryIO
+
+from ..errors import SavefileError
+
+#: Flush once this many bytes of whole records are buffered: big enough that the write system call
+#: is a small share of the per-packet cost, small enough to lose little on a crash.
+FLUSH_THRESHOLD = 256 * 1024
+
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+PathOrFile = str | os.PathLike[str] | BinaryIO
+
+
+def display_name(target: object, std: str = "<stdin>") -> str:
+    if isinstance(target, str | os.PathLike):
+        name = os.fspath(target)
+        return std if name == "-" else str(name)
+    name = getattr(target, "name", None)
+    return str(name) if isinstance(name, str | bytes) else repr(target)
+
+
+class Sink:
+    """A binary output that only ever receives whole records.
+
+    ``boundary(buf, n)`` is the format's record walker: the length of the longest prefix of ``buf``
+    made of complete records that fits in ``n`` bytes. It runs only after a failed write.
+    """
+
+    def __init__(self, target: PathOrFile, boundary: Callable[[bytes | bytearray, int], int]) -> None:
+        self.name = display_name(target, "<stdout>")
+        self._boundary = boundary
+        self._owned = False
+        if isinstance(target, str | os.PathLike):
+            if os.fspath(target) == "-":
+                self._file: BinaryIO = sys.stdout.buffer
+            else:
+                try:
+                    # Unbuffered: this class buffers, and an unbuffered write tells how much got through.
+                    self._file = open(target, "wb", buffering=0)  # noqa: SIM115 - closed in close()
+                except OSError as e:
+                    raise SavefileError(f"cannot create {self.name}: {e.strerror}") from None
+                self._owned = True
+        else:
+            self._file = target
+        self._write = self._file.write
+        # Only a raw (unbuffered) file tells exactly how much of a failed write reached the disk.
+        self._exact = self._owned or isinstance(self._file, io.RawIOBase)
+        self._fd: int | None = None
+        self._good = 0  # file offset just after the last complete record known to be on disk
+        try:
+            fd = self._file.fileno()
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                self._fd = fd
+                self._good = self._file.tell()
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def write_records(self, buf: bytearray) -> None:
+        """Write ``buf`` (whole records) out completely, or cut the file back and raise."""
+        view = memoryview(buf)
+        done = 0
+        try:
+            while done < len(buf):
+                n = self._write(view[done:])
+                if n is None:  # a non-blocking raw file that would block
+                    raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+                done += n
+        except OSError as e:
+            self._fail(buf, done, e)
+        finally:
+            view.release()
+        self._good += done
+
+    def _fail(self, buf: bytearray, done: int, err: OSError) -> None:
+        what = os.strerror(err.errno) if err.errno else str(err)
+        if err.errno in _DISK_FULL:
+            what += " (disk full or over quota)"
+        kept = self._boundary(buf, done)
+        if self._fd is not None and self._exact:
+            # Drop the partial record the kernel accepted before the error.
+            try:
+                os.ftruncate(self._fd, self._good + kept)
+                os.lseek(self._fd, self._good + kept, os.SEEK_SET)
+            except OSError:
+                pass
+            else:
+                self._good += kept
+                raise SavefileError(
+                    f"writing {self.name} failed: {what}; the file was cut back to its last complete "
+                    f"record at byte offset {self._good}"
+                ) from None
+        raise SavefileError(f"writing {self.name} failed: {what}") from None
+
+    def flush(self) -> None:
+        flush = getattr(self._file, "flush", None)
+        if flush is not None:
+            try:
+                flush()
+            except OSError as e:
+                raise SavefileError(f"flushing {self.name} failed: {e.strerror}") from None
+
+    def close(self) -> None:
+        if self._owned:
+            self._owned = False
+            try:
+                self._file.close()
+            except OSError as e:
+                raise SavefileError(f"closing {self.name} failed: {e.strerror}") from None
+
+
+class Source:
+    """A binary input read strictly in order, which knows the byte offset of everything it returns."""
+
+    def __init__(self, target: PathOrFile) -> None:
+        self.name = display_name(target)
+        self._owned = False
+        if isinstance(target, str | os.PathLike):
+            if os.fspath(target) == "-":
+                self._file: BinaryIO = sys.stdin.buffer
+            else:
+                try:
+                    self._file = open(target, "rb")  # noqa: SIM115 - closed in close()
+                except OSError as e:
+                    raise SavefileError(f"cannot open {self.name}: {e.strerror}") from None
+                self._owned = True
+        else:
+            self._file = target
+        self._read = self._file.read
+        self.offset = 0
+
+    def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes; fewer only at end of file."""
+        try:
+            data = self._read(n)
+        except OSError as e:
+            raise SavefileError(f"{self.name}: reading at byte offset {self.offset} failed: {e.strerror}") from None
+        if len(data) < n:
+            # Pipes may return short reads before the end.
+            parts = [data]
+            got = len(data)
+            while got < n:
+                more = self._read(n - got)
+                if not more:
+                    break
+                parts.append(more)
+                got += len(more)
+            data = b"".join(parts)
+        self.offset += len(data)
+        return data
+
+    def exact(self, n: int, what: str, start: int | None = None) -> bytes:
+        """Exactly ``n`` bytes, or SavefileError naming what was cut off and where it starts
+        (``start``, by default the current offset)."""
+        if start is None:
+            start = self.offset
+        data = self.read(n)
+        if len(data) < n:
+            raise self.error(start, f"truncated {what}: {len(data)} of {n} bytes")
+        return data
+
+    def error(self, offset: int, what: str) -> SavefileError:
+        return SavefileError(f"{self.name}: {what} at byte offset {offset}")
+
+    def close(self) -> None:
+        if self._owned:
+            self._owned = False
+            self._file.close()
