@@ -73,7 +73,8 @@ def trafgen(net: VethPair, frame: bytes, count: int, *, cpu: int | None = None, 
     with tempfile.NamedTemporaryFile("w", suffix=".cfg", delete=False) as f:
         f.write("{ " + body + " }\n")
         cfg = f.name
-    cmd = ["trafgen", "-o", net.inner, "-i", cfg, "-n", str(count), "-P", "1", "--no-sock-mem", "--notouch-irq", "-C", *extra]
+    cmd = ["trafgen", "-o", net.inner, "-i", cfg, "-n", str(count), "-P", "1", "--no-sock-mem", "--notouch-irq",
+           "-C", *extra]
     if cpu is not None:
         cmd = ["taskset", "-c", str(cpu), *cmd]
     try:

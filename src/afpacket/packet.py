@@ -223,7 +223,7 @@ class Packet:
 
     def _sll(self) -> tuple[int, int, int, int, int, int, bytes]:
         r = self._ring()
-        return abi.SOCKADDR_LL.unpack_from(r.mv, self._hdr + r.sll_off)  # type: ignore[return-value]
+        return abi.SOCKADDR_LL.unpack_from(r.mv, self._hdr + r.sll_off)
 
     @property
     def ifindex(self) -> int:

@@ -80,7 +80,7 @@ def frame_packets(batch: Batch, hdrs: list[int]) -> list[Packet]:
     """One Packet per frame header offset, all leased by ``batch``."""
     new = _new_packet
     cls = Packet
-    out = []
+    out: list[Packet] = []
     append = out.append
     for h in hdrs:
         p = new(cls)
@@ -94,7 +94,7 @@ def block_packets(u32: memoryview, batch: Batch, first: int, count: int) -> list
     """The ``count`` packets of a V3 block, from the first header on, following tp_next_offset."""
     new = _new_packet
     cls = Packet
-    out = []
+    out: list[Packet] = []
     append = out.append
     off = first
     for _ in range(count):
@@ -187,7 +187,8 @@ class Capture:
 
         if promisc and interface == ANY:
             raise AfPacketError("promiscuous mode needs a named interface, not 'any' (as in tcpdump)")
-        self._ring: RingMemory | None = None
+        # Set by _setup(); None only before setup finishes and after close().
+        self._ring: RingMemory = None  # type: ignore[assignment]
         self._wake_r = self._wake_w = -1
         self._sock = PacketSocket(interface, sock_type=sock_type, protocol=protocol)
         try:

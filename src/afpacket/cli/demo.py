@@ -52,6 +52,39 @@ def _send(net: VethPair, frame: bytes, count: int) -> str:
     return "packet socket"
 
 
+def _run_version(net: VethPair, version: int, frame: bytes, count: int) -> tuple[list[str], tuple[int, ...], str]:
+    """Capture ``count`` copies of ``frame`` with one ring version while the generator sends them."""
+    seen = good = 0
+    first: list[str] = []
+    done_at: list[float] = []
+    with Capture(net.outer, version=version, buffer_size=32 << 20, block_timeout_ms=2) as cap:
+
+        def reader() -> None:
+            nonlocal seen, good
+            for p in cap:
+                seen += 1
+                d = p.data
+                if len(d) == len(frame) and d[-1] == 0xA5:
+                    good += 1
+                if len(first) < 2:
+                    first.append(packet_line(p.timestamp_ns, d, p.wire_len, LINKTYPE_ETHERNET))
+                if seen == count:
+                    done_at.append(time.perf_counter())
+                    break
+
+        th = threading.Thread(target=reader)
+        th.start()
+        t0 = time.perf_counter()
+        tool = _send(net, frame, count)
+        sent_at = time.perf_counter()
+        th.join(timeout=5 + count / 20000)
+        cap.stop()
+        th.join()
+        st = cap.stats()
+    t1 = done_at[0] if done_at else sent_at
+    return first, (version, seen, good, st.drops, int(seen / max(t1 - t0, 1e-9))), tool
+
+
 @main.command("demo")
 @click.option("-n", "--count", type=click.IntRange(min=1), default=200_000, show_default=True,
               help="Frames to send for each ring version.")
@@ -64,42 +97,14 @@ def demo_cmd(count: int, size: int) -> None:
             frame = _udp(net.outer_mac, net.inner_mac, 7, size)
             rows = []
             for version in (1, 2, 3):
-                with Capture(net.outer, version=version, buffer_size=32 << 20, block_timeout_ms=2) as cap:
-                    seen = 0
-                    good = 0
-                    first: list[str] = []
-                    stop_at: list[float] = []
-
-                    def reader(cap: Capture = cap) -> None:
-                        nonlocal seen, good
-                        for p in cap:
-                            seen += 1
-                            d = p.data
-                            if d[-1] == 0xA5 and len(d) == len(frame):
-                                good += 1
-                            if len(first) < 2:
-                                first.append(packet_line(p.timestamp_ns, d, p.wire_len, LINKTYPE_ETHERNET))
-                            if seen == count:
-                                stop_at.append(time.perf_counter())
-                                break
-
-                    th = threading.Thread(target=reader)
-                    th.start()
-                    t0 = time.perf_counter()
-                    tool = _send(net, frame, count)
-                    sent_at = time.perf_counter()
-                    th.join(timeout=5 + count / 20000)
-                    cap.stop()
-                    th.join()
-                    st = cap.stats()
-                    t1 = stop_at[0] if stop_at else sent_at
-                    click.echo(f"\nTPACKET_V{version}: {tool} sent {count} frames of {len(frame)} bytes")
-                    for line in first:
-                        click.echo(f"  {line}")
-                    rows.append((version, seen, good, st.drops, seen / max(t1 - t0, 1e-9)))
+                first, row, tool = _run_version(net, version, frame, count)
+                click.echo(f"\nTPACKET_V{version}: {tool} sent {count} frames of {len(frame)} bytes")
+                for line in first:
+                    click.echo(f"  {line}")
+                rows.append(row)
             click.echo("\nring  captured  intact   dropped  packets/s (wall clock, generator start-up included)")
             for version, seen, good, drops, pps in rows:
-                click.echo(f"V{version}    {seen:8d}  {good:8d}  {drops:7d}  {pps:10,.0f}")
+                click.echo(f"V{version}    {seen:8d}  {good:8d}  {drops:7d}  {pps:10,d}")
             click.echo(f"\nremoved {net.netns}")
     except AfPacketError as e:
         click.echo(f"afpacket: {e}", err=True)
