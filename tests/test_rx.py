@@ -355,3 +355,21 @@ def test_non_root_gets_permission_error_with_fix(net: VethPair) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "DENIED" in out.stdout and "CAP_NET_RAW" in out.stdout, out.stderr
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_fileno_drives_a_select_loop(net: VethPair, version: int) -> None:
+    import select
+
+    frames = crafted(net, 5)
+    with Capture(net.outer, version=version, block_timeout_ms=2) as cap:
+        r, _, _ = select.select([cap.fileno()], [], [], 0.2)
+        assert r == []  # idle link: not readable
+        net.send(frames)
+        got: list[bytes] = []
+        deadline = time.monotonic() + 3
+        while len(got) < len(frames) and time.monotonic() < deadline:
+            r, _, _ = select.select([cap.fileno()], [], [], 0.5)
+            while (p := cap.next_packet(timeout=0)) is not None:  # drain without blocking
+                got.append(bytes(p))
+    assert got == frames
