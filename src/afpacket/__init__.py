@@ -41,3 +41,7 @@ from .rx import Capture
 from .sock import SocketStats
 
 __all__ += ["Capture", "CopiedPacket", "Packet", "SocketStats"]
+
+from .filter import BpfProgram, compile_filter  # noqa: E402
+
+__all__ += ["BpfProgram", "compile_filter"]

@@ -25,6 +25,7 @@ from types import TracebackType
 
 from . import abi
 from .errors import AfPacketError, CaptureClosedError, LinkDownError, os_error
+from .filter import BpfProgram, attach, compile_filter
 from .geometry import DEFAULT_BLOCK_TIMEOUT_MS, DEFAULT_BUFFER_SIZE, DEFAULT_SNAPLEN, RingGeometry
 from .interfaces import ANY, lookup, max_mtu
 from .packet import Batch, Packet, RingMemory
@@ -134,6 +135,7 @@ class Capture:
         reinsert_vlan: bool = False,
         copy_thresh: bool = False,
         ignore_outgoing: bool = False,
+        filter: str | BpfProgram | None = None,
         block_size: int | None = None,
         geometry: RingGeometry | None = None,
         tx_geometry: RingGeometry | None = None,
@@ -185,6 +187,7 @@ class Capture:
                 raise AfPacketError("explicit geometry must be an RX geometry of the same version")
             reserve = geometry.reserve
 
+        program = compile_filter(filter, dgram=sock_type == "dgram") if isinstance(filter, str) else filter
         if promisc and interface == ANY:
             raise AfPacketError("promiscuous mode needs a named interface, not 'any' (as in tcpdump)")
         # Set by _setup(); None only before setup finishes and after close().
@@ -192,7 +195,7 @@ class Capture:
         self._wake_r = self._wake_w = -1
         self._sock = PacketSocket(interface, sock_type=sock_type, protocol=protocol)
         try:
-            self._setup(geometry, reserve, promisc, copy_thresh, ignore_outgoing, tx_geometry)
+            self._setup(geometry, reserve, promisc, copy_thresh, ignore_outgoing, tx_geometry, program)
         except BaseException:
             self.close()
             raise
@@ -207,6 +210,7 @@ class Capture:
         copy_thresh: bool,
         ignore_outgoing: bool,
         tx_geometry: RingGeometry | None,
+        program: BpfProgram | None,
     ) -> None:
         """Every setup step, in the order the kernel needs; bind comes last (see sock.py)."""
         ps = self._sock
@@ -217,6 +221,8 @@ class Capture:
             ps.setopt("PACKET_COPY_THRESH", abi.PACKET_COPY_THRESH, 1)
         if ignore_outgoing:
             ps.setopt("PACKET_IGNORE_OUTGOING", abi.PACKET_IGNORE_OUTGOING, 1, "needs Linux 4.20 or later")
+        if program is not None:
+            attach(ps.sock, program)  # before the ring and bind: nothing unfiltered gets in
         ps.set_ring(geometry)
         if tx_geometry is not None:
             if tx_geometry.version != self.version:

@@ -75,6 +75,7 @@ def list_cmd() -> None:
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
 @click.option("--time-stamp-precision", type=click.Choice(["micro", "nano"]), default="micro", show_default=True)
 @click.option("-D", "--list-interfaces", "list_only", is_flag=True, help="List interfaces and exit.")
+@click.argument("expression", nargs=-1)
 def capture_cmd(
     interface: str,
     count: int | None,
@@ -88,8 +89,11 @@ def capture_cmd(
     duration: float | None,
     time_stamp_precision: str,
     list_only: bool,
+    expression: tuple[str, ...],
 ) -> None:
-    """Capture packets and print one line per packet, like `tcpdump -n`."""
+    """Capture packets and print one line per packet, like `tcpdump -n`.
+
+    EXPRESSION is a tcpdump filter (e.g. `udp port 53`), compiled by libpcap and run in the kernel."""
     if list_only:
         for line in list_lines():
             click.echo(line)
@@ -102,6 +106,7 @@ def capture_cmd(
             buffer_size=buffer_kib * 1024,
             block_timeout_ms=block_timeout_ms,
             promisc=not no_promisc and interface != ANY,
+            filter=" ".join(expression) or None,
         )
     except AfPacketError as e:
         fail(str(e))
