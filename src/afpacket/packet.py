@@ -200,6 +200,12 @@ class Packet:
         return bool(h[0] & abi.TP_STATUS_VLAN_VALID or h[5])
 
     @property
+    def tag_in_data(self) -> bool:
+        """The capture already put the stripped tag back into ``data`` (``reinsert_vlan=True``)."""
+        r = self._ring()
+        return r.reinsert and r.raw and r.version != 1 and self.vlan_present
+
+    @property
     def vlan_tci(self) -> int:
         """The stripped tag's TCI (priority, DEI, VLAN id); 0 on V1, which has no VLAN fields."""
         return self._header()[5]

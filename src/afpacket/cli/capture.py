@@ -4,27 +4,18 @@ from __future__ import annotations
 
 import signal
 import socket
-import struct
 import sys
-import time
-from types import FrameType
 
 import click
 
 from .. import abi
 from ..dissect import packet_line
+from ..dump import CaptureFile, frame_of, open_for
 from ..errors import AfPacketError
 from ..interfaces import ANY, list_interfaces
 from ..rx import Capture
 from ..savefile.linktype import LINKTYPE_LINUX_SLL, describe, linktype_for
 from . import main
-
-_SLL = struct.Struct("!HHH8sH")
-
-
-def cooked_header(pkttype: int, hatype: int, addr: bytes, protocol: int) -> bytes:
-    """The 16-byte Linux cooked (SLL) header libpcap puts before SOCK_DGRAM packets."""
-    return _SLL.pack(pkttype, hatype, len(addr), addr.ljust(8, b"\0"), protocol)
 
 
 def fail(message: str) -> None:
@@ -75,6 +66,17 @@ def list_cmd() -> None:
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
 @click.option("--time-stamp-precision", type=click.Choice(["micro", "nano"]), default="micro", show_default=True)
 @click.option("-D", "--list-interfaces", "list_only", is_flag=True, help="List interfaces and exit.")
+@click.option("-w", "--write", "write_path", metavar="FILE", help="Write packets to FILE ('-' for stdout).")
+@click.option("--format", "fmt", type=click.Choice(["pcap", "pcapng"]), default="pcap", show_default=True,
+              help="Savefile format for -w.")
+@click.option("-U", "--packet-buffered", is_flag=True, help="With -w: flush each packet to the file.")
+@click.option("-C", "file_size_mb", type=click.FloatRange(min=0, min_open=True),
+              help="With -w: start a new file after this many million bytes (tcpdump -C).")
+@click.option("-G", "rotate_seconds", type=click.FloatRange(min=0, min_open=True),
+              help="With -w: start a new file every this many seconds; FILE may hold strftime fields.")
+@click.option("-W", "file_count", type=click.IntRange(min=1),
+              help="With -C: keep a ring of this many files; with -G: stop after this many files.")
+@click.option("--print", "print_too", is_flag=True, help="With -w: also print packet lines.")
 @click.argument("expression", nargs=-1)
 def capture_cmd(
     interface: str,
@@ -89,6 +91,13 @@ def capture_cmd(
     duration: float | None,
     time_stamp_precision: str,
     list_only: bool,
+    write_path: str | None,
+    fmt: str,
+    packet_buffered: bool,
+    file_size_mb: float | None,
+    rotate_seconds: float | None,
+    file_count: int | None,
+    print_too: bool,
     expression: tuple[str, ...],
 ) -> None:
     """Capture packets and print one line per packet, like `tcpdump -n`.
@@ -113,54 +122,74 @@ def capture_cmd(
         return
     raw = cap.sock_type == "raw"
     linktype = linktype_for(cap.hatype, socket.SOCK_RAW if raw else socket.SOCK_DGRAM)
+    out: CaptureFile | None = None
+    if write_path is not None:
+        try:
+            out = open_for(
+                cap, write_path, fmt,  # type: ignore[arg-type]
+                nanosecond=time_stamp_precision == "nano",
+                unbuffered=packet_buffered,
+                file_size=int(file_size_mb * 1_000_000) if file_size_mb else None,
+                rotate_seconds=rotate_seconds,
+                file_count=file_count,
+            )
+        except AfPacketError as e:
+            cap.close()
+            fail(str(e))
+            return
+    elif file_size_mb or rotate_seconds or file_count or packet_buffered:
+        cap.close()
+        fail("-C, -G, -W and -U apply to a capture file: add -w FILE")
+        return
     click.echo(
-        f"listening on {interface}, link-type {describe(linktype)}, snapshot length {snaplen} bytes "
-        f"(TPACKET_V{tpacket_version}, {cap.geometry.size // 1024} KiB ring)",
+        f"{'listening' if out is None else 'capturing'} on {interface}, link-type {describe(linktype)}, "
+        f"snapshot length {snaplen} bytes (TPACKET_V{tpacket_version}, {cap.geometry.size // 1024} KiB ring)",
         err=True,
     )
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        cap.stop()
-
-    old_term = signal.signal(signal.SIGTERM, on_term)
+    show = not quiet and (out is None or print_too)
+    # Ctrl-C and SIGTERM end the loop between packets: the file never holds half a record.
+    stop_signals = (signal.SIGINT, signal.SIGTERM)
+    old = {sig: signal.signal(sig, lambda signum, frame: cap.stop()) for sig in stop_signals}
     captured = 0
-    out = sys.stdout
-    write = out.write
+    write = sys.stdout.write
+    error: str | None = None
     try:
         for pkt in cap.packets(count=count, duration=duration):
+            if out is not None:
+                out.write_packet(pkt, raw)
+                if out.done:
+                    break
             captured += 1
-            if quiet:
-                continue
-            if raw:
-                data: bytes | memoryview = pkt.tagged() if pkt.vlan_present else pkt.data
-                lt = linktype
-            else:
-                data = cooked_header(pkt.pkttype, pkt.hatype, pkt.src_addr, pkt.protocol) + bytes(pkt)
-                lt = LINKTYPE_LINUX_SLL
-            write(packet_line(pkt.timestamp_ns, data, pkt.wire_len, lt, time_stamp_precision, link=link) + "\n")
-    except KeyboardInterrupt:
-        pass
+            if show:
+                data, wire = frame_of(pkt, raw)
+                lt = linktype if raw else LINKTYPE_LINUX_SLL
+                write(packet_line(pkt.timestamp_ns, data, wire, lt, time_stamp_precision, link=link) + "\n")
     except AfPacketError as e:
-        click.echo(f"afpacket: {e}", err=True)
-        _finish(cap, captured)
-        sys.exit(1)
+        error = str(e)
     except BrokenPipeError:
-        sys.stderr.close()
-        sys.exit(0)
+        error = "output closed (broken pipe)"
     finally:
-        signal.signal(signal.SIGTERM, old_term)
-    _finish(cap, captured)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    _finish(cap, captured, out)
+    if error is not None:
+        click.echo(f"afpacket: {error}", err=True)
+        sys.exit(1)
 
 
-def _finish(cap: Capture, captured: int) -> None:
+def _finish(cap: Capture, captured: int, out: CaptureFile | None) -> None:
     try:
         sys.stdout.flush()
-    except BrokenPipeError:
+    except (BrokenPipeError, ValueError):
         pass
-    time.sleep(0)  # let a pending signal land before the last statistics read
     st = cap.stats()
     cap.close()
+    if out is not None:
+        try:
+            out.close(st.received, st.drops)
+        except AfPacketError as e:
+            click.echo(f"afpacket: {e}", err=True)
     print_summary(captured, st.received, st.drops)
 
 
-__all__ = ["abi", "capture_cmd", "cooked_header", "list_cmd"]
+__all__ = ["abi", "capture_cmd", "list_cmd"]
