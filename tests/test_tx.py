@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -299,3 +300,32 @@ def test_frames_too_large_or_too_short_never_reach_the_kernel(net: VethPair) -> 
         pytest.raises(FrameTooLargeError, match=r"MTU 1500 \+ 14-byte Ethernet header = 1514 bytes"),
     ):
         tx.send(big)
+
+
+# --- one socket for RX and TX ------------------------------------------------------------------------
+@pytest.mark.parametrize("version", [2, 3])
+def test_reflector_receives_and_replies_on_one_socket(net: VethPair, tmp_path: Path, version: int) -> None:
+    from afpacket.rx import Capture
+
+    probe = udp_frame(src_mac=net.inner_mac, dst_mac=net.outer_mac, src_ip=DST_IP, dst_ip=SRC_IP, size=120)
+    inject = (
+        "import socket; s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); "
+        f"s.bind(({net.inner!r}, 0)); s.send(bytes.fromhex({probe.hex()!r}))"
+    )
+    tx_ring = RingGeometry.for_transmit(version, 2048, 64)
+    with Capture(net.outer, version=version, ignore_outgoing=True, tx_geometry=tx_ring) as cap:
+        tx = cap.transmitter()
+        assert isinstance(tx, Transmitter)
+        with witness(net, tmp_path) as peer:
+            net.exec(sys.executable, "-c", inject)
+            got = None
+            for pkt in cap.packets(duration=5):
+                if bytes(pkt.data) == probe:
+                    got = bytes(pkt.data)
+                    break
+            assert got is not None, "the capture never saw the probe"
+            reply = got[6:12] + got[0:6] + got[12:]  # swap the MAC addresses
+            tx.send(reply)
+            tx.close()  # drains the TX ring; the capture keeps the socket
+        assert cap.next_packet(timeout=0.2) is None  # our own reply did not come back (ignore_outgoing)
+    assert peer.frames == [reply]
