@@ -646,19 +646,18 @@ class Transmitter:
 
     def _wait_idle(self) -> None:
         """Wait until no slot is SEND_REQUEST/SENDING, or ``timeout`` passes."""
-        status = self._status_bytes
         deadline = time.monotonic() + self.timeout
         while True:
-            busy = self._busy_slots() if status is None else sum(1 for b in status if kernel_owns(b))
-            if not busy:
+            status = self._low_status()
+            if not any(kernel_owns(b) for b in status):
                 return
-            if any(kernel_rejected(b) for b in (status if status is not None else [])):
+            if any(kernel_rejected(b) for b in status):
                 self._collect_rejected()
                 self._kick(False)
                 continue
             if time.monotonic() > deadline:
                 return
-            if self._pending_slots():
+            if any(kernel_may_send(b) for b in status):
                 self._kick(False)
             _poll_out(self._psock.sock, 1)
 
@@ -684,15 +683,17 @@ class Transmitter:
                 )
             _poll_out(self._psock.sock, 1)
 
-    def _pending_slots(self) -> int:
+    def _low_status(self) -> bytes:
+        """The low byte of every slot's tp_status (it holds every ownership bit), in ring order."""
         if self._status_bytes is not None:
-            return sum(1 for b in self._status_bytes if kernel_may_send(b))
-        return sum(1 for off in self._offs if kernel_may_send(self._map[off + self._st]))
+            return bytes(self._status_bytes)  # one strided copy
+        return bytes(self._map[off + self._st] for off in self._offs)
+
+    def _pending_slots(self) -> int:
+        return sum(1 for b in self._low_status() if kernel_may_send(b))
 
     def _busy_slots(self) -> int:
-        if self._status_bytes is not None:
-            return sum(1 for b in self._status_bytes if kernel_owns(b))
-        return sum(1 for off in self._offs if kernel_owns(self._map[off + self._st]))
+        return sum(1 for b in self._low_status() if kernel_owns(b))
 
     def _collect_rejected(self, err: OSError | None = None) -> int:
         """Drop the frame the kernel left TP_STATUS_WRONG_FORMAT; return how many were dropped.
