@@ -1,0 +1,235 @@
+"""`afpacket capture -w`: files equal to tcpdump's for the same traffic, readable by tcpdump/tshark/capinfos,
+complete after SIGINT, SIGTERM or a vanished interface, and rotated like tcpdump's."""
+
+from __future__ import annotations
+
+import glob
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dpkt
+import pytest
+from conftest import ether, trafgen, udp_frame
+
+from afpacket import Capture
+from afpacket.dump import dump
+from afpacket.savefile import open_reader
+from afpacket.testnet import VethPair
+
+AFPACKET = [sys.executable, "-m", "afpacket"]
+
+
+@pytest.fixture
+def quiet_net() -> VethPair:
+    # no addresses: the kernel answers nothing, so both capturers see exactly what was sent
+    with VethPair("afpw", addresses=False) as pair:
+        yield pair
+
+
+def start_capture(*args: str, stdout: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    p = subprocess.Popen([*AFPACKET, "capture", *args], stdout=stdout, stderr=subprocess.PIPE)
+    assert p.stderr is not None
+    line = p.stderr.readline().decode()
+    assert "on " in line and "link-type" in line, line + p.stderr.read().decode()
+    return p
+
+
+def start_tcpdump(interface: str, path: Path, *extra: str) -> subprocess.Popen[bytes]:
+    p = subprocess.Popen(["tcpdump", "-i", interface, "-w", str(path), "-U", *extra], stderr=subprocess.PIPE)
+    assert p.stderr is not None
+    while b"listening on" not in p.stderr.readline():
+        pass
+    return p
+
+
+def stop(p: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> str:
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=60)
+    return err.decode()
+
+
+def dpkt_records(path: Path) -> list[tuple[float, bytes]]:
+    with open(path, "rb") as f:
+        head = f.read(4)
+        f.seek(0)
+        reader = dpkt.pcapng.Reader(f) if head == b"\x0a\x0d\x0d\x0a" else dpkt.pcap.Reader(f)
+        return [(ts, bytes(buf)) for ts, buf in reader]
+
+
+def traffic(net: VethPair) -> list[bytes]:
+    frames = [udp_frame(net.outer_mac, net.inner_mac, bytes([i]) * (10 + i * 13), sport=2000 + i) for i in range(60)]
+    inner = udp_frame(net.outer_mac, net.inner_mac, b"vlan")
+    frames.append(inner[:12] + struct.pack("!HH", 0x8100, 0x0064) + inner[12:])  # tag stripped on receive
+    frames.append(ether("ff:ff:ff:ff:ff:ff", net.inner_mac, 0x0806, bytes(28)))
+    return frames
+
+
+@pytest.mark.parametrize(("fmt", "version"), [("pcap", 3), ("pcapng", 2), ("pcap", 1)])
+def test_same_packets_as_tcpdump_byte_for_byte(quiet_net: VethPair, tmp_path: Path, fmt: str, version: int) -> None:
+    net = quiet_net
+    ours, theirs = tmp_path / f"ours.{fmt}", tmp_path / "theirs.pcap"
+    td = start_tcpdump(net.outer, theirs)
+    p = start_capture("-i", net.outer, "-w", str(ours), "--format", fmt, "--tpacket-version", str(version))
+    frames = traffic(net)
+    net.send(frames)
+    time.sleep(0.5)
+    err = stop(p)
+    stop(td)
+    a, b = dpkt_records(ours), dpkt_records(theirs)
+    assert [d for _, d in b] == frames
+    assert len(a) == len(b)
+    if version == 1:
+        # TPACKET_V1 has no VLAN fields: the tag the receive path stripped cannot be put back
+        vlan = frames[60]
+        frames = [*frames[:60], vlan[:12] + vlan[16:], *frames[61:]]
+    assert [d for _, d in a] == frames  # with the VLAN tag put back (V2, V3)
+    assert f"{len(frames)} packets captured" in err
+    # each socket is stamped as the kernel hands it the packet: the same moments, within a little
+    assert all(abs(x - y) < 0.05 for (x, _), (y, _) in zip(a, b, strict=True))
+    assert [x for x, _ in a] == sorted(x for x, _ in a)
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_peers_read_our_files_with_exact_nanoseconds(quiet_net: VethPair, tmp_path: Path, fmt: str) -> None:
+    net = quiet_net
+    path = tmp_path / f"cap.{fmt}"
+    p = start_capture("-i", net.outer, "-w", str(path), "--format", fmt, "--time-stamp-precision", "nano")
+    frames = traffic(net)[:20]
+    net.send(frames)
+    time.sleep(0.4)
+    stop(p)
+    ours = [(r.timestamp_ns, r.data) for r in open_reader(str(path))]
+    assert [d for _, d in ours] == frames
+    assert any(ts % 1000 for ts, _ in ours)  # real ns, not µs scaled
+    epochs = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.time_epoch"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert [int(e.replace(".", "")) for e in epochs] == [ts for ts, _ in ours]
+    nano = subprocess.run(["tcpdump", "-r", str(path), "--nano", "-tt", "-n"], capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+    assert [int(line.split()[0].replace(".", "")) for line in nano] == [ts for ts, _ in ours]
+    info = subprocess.run(["capinfos", "-c", "-M", str(path)], capture_output=True, text=True, check=True).stdout
+    assert f"Number of packets:   {len(frames)}" in info
+
+
+def test_pcapng_records_interface_direction_and_kernel_stats(quiet_net: VethPair, tmp_path: Path) -> None:
+    net = quiet_net
+    path = tmp_path / "cap.pcapng"
+    with Capture(net.outer, block_timeout_ms=2) as cap:
+        net.send(traffic(net)[:5])
+        n = dump(cap, str(path), fmt="pcapng", duration=0.5)
+    assert n == 5
+    out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.interface_name",
+                          "-e", "frame.packet_flags_direction"], capture_output=True, text=True, check=True).stdout
+    name, direction = out.split("\n")[0].split("\t")
+    assert name == net.outer and int(direction, 16) & 0x3 == 1  # inbound
+    reader = open_reader(str(path))
+    assert len(list(reader)) == 5
+    assert reader.interface_stats == {0: (5, 0)}  # type: ignore[union-attr]
+
+
+def test_write_to_stdout_pipes_into_tcpdump(quiet_net: VethPair) -> None:
+    net = quiet_net
+    p = start_capture("-i", net.outer, "-w", "-", "-c", "20", stdout=subprocess.PIPE)
+    td = subprocess.Popen(["tcpdump", "-n", "-r", "-"], stdin=p.stdout, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    assert p.stdout is not None
+    p.stdout.close()
+    net.send(traffic(net)[:20])
+    out, _ = td.communicate(timeout=30)
+    p.wait(timeout=30)
+    assert len(out.splitlines()) == 20 and "UDP" in out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_mid_million_packet_capture_leaves_complete_file(quiet_net: VethPair, tmp_path: Path,
+                                                                  sig: int) -> None:
+    net = quiet_net
+    path = tmp_path / "big.pcap"
+    p = start_capture("-i", net.outer, "-w", str(path), "-B", "65536")
+    frame = ether(net.outer_mac, net.inner_mac, 0x88B5, b"b" * 50)
+    gen = subprocess.Popen(["ip", "netns", "exec", net.netns, sys.executable, "-c", "pass"])  # warm ip netns
+    gen.wait()
+    import threading
+
+    th = threading.Thread(target=trafgen, args=(net, frame, 1_000_000))
+    th.start()
+    time.sleep(1.0)  # in the middle of the run
+    err = stop(p, sig)
+    th.join()
+    captured = int(err.split(" packets captured")[0].split()[-1])
+    assert captured > 0
+    records = sum(1 for _ in open_reader(str(path)))
+    assert records == captured
+    r = subprocess.run(["tcpdump", "-r", str(path), "-n", "-q"], capture_output=True, text=True)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == captured
+
+
+def test_vanished_interface_ends_cleanly(tmp_path: Path) -> None:
+    path = tmp_path / "gone.pcap"
+    net = VethPair("afpg", addresses=False)
+    net.create()
+    try:
+        p = start_capture("-i", net.outer, "-w", str(path))
+        net.send(traffic(net)[:10])
+        time.sleep(0.3)
+    finally:
+        net.delete()
+    _, err = p.communicate(timeout=30)
+    text = err.decode()
+    assert p.returncode == 1
+    assert "went down or was removed" in text and "Traceback" not in text
+    captured = int(text.split(" packets captured")[0].split()[-1])
+    assert captured == 10 == sum(1 for _ in open_reader(str(path)))
+
+
+def test_size_rotation_with_file_ring(quiet_net: VethPair, tmp_path: Path) -> None:
+    net = quiet_net
+    base = tmp_path / "ring.pcap"
+    p = start_capture("-i", net.outer, "-w", str(base), "-C", "0.01", "-W", "3")  # 10 kB files, ring of 3
+    frame = ether(net.outer_mac, net.inner_mac, 0x88B5, b"r" * 986)  # 1000-byte frames
+    net.send([frame] * 50)
+    time.sleep(0.5)
+    err = stop(p)
+    files = sorted(glob.glob(str(base) + "*"))
+    assert [os.path.basename(f) for f in files] == ["ring.pcap0", "ring.pcap1", "ring.pcap2"]
+    counts = [sum(1 for _ in open_reader(f)) for f in files]
+    assert all(c > 0 for c in counts)
+    assert "50 packets captured" in err
+    for f in files:  # every file is complete on its own
+        assert subprocess.run(["capinfos", f], capture_output=True).returncode == 0
+
+
+def test_size_rotation_numbers_files_like_tcpdump(quiet_net: VethPair, tmp_path: Path) -> None:
+    net = quiet_net
+    base = tmp_path / "seq.pcap"
+    p = start_capture("-i", net.outer, "-w", str(base), "-C", "0.01")
+    net.send([ether(net.outer_mac, net.inner_mac, 0x88B5, b"s" * 986)] * 25)
+    time.sleep(0.5)
+    stop(p)
+    names = sorted(os.path.basename(f) for f in glob.glob(str(base) + "*"))
+    assert names == ["seq.pcap", "seq.pcap1", "seq.pcap2"]
+    assert sum(sum(1 for _ in open_reader(str(tmp_path / n))) for n in names) == 25
+
+
+def test_time_rotation_stops_after_w_files(quiet_net: VethPair, tmp_path: Path) -> None:
+    net = quiet_net
+    template = str(tmp_path / "t-%H%M%S.pcap")
+    p = start_capture("-i", net.outer, "-w", template, "-G", "1", "-W", "2")
+    deadline = time.monotonic() + 15
+    while p.poll() is None and time.monotonic() < deadline:
+        net.send([ether(net.outer_mac, net.inner_mac, 0x88B5, b"g" * 46)])
+        time.sleep(0.2)
+    assert p.poll() == 0  # ended by itself after 2 files
+    files = sorted(glob.glob(str(tmp_path / "t-*.pcap")))
+    assert len(files) == 2
+    assert all(sum(1 for _ in open_reader(f)) > 0 for f in files)
+
+
+def test_rotation_needs_a_file() -> None:
+    r = subprocess.run([*AFPACKET, "capture", "-i", "lo", "-C", "1"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and "add -w FILE" in r.stderr
