@@ -177,7 +177,11 @@ class Transmitter:
     - ``tx_has_off`` (PACKET_TX_HAS_OFF): the data offset of each frame is taken from its header
       (``tp_mac`` for raw, ``tp_net`` for dgram); set :attr:`data_offset` to place data further in.
     - ``timestamps``: PACKET_TIMESTAMP with SOF_TIMESTAMPING_SOFTWARE|TX_SOFTWARE; completed frames
-      carry a software TX time, read with :meth:`tx_timestamps`.
+      carry the skb's software time stamp, read with :meth:`tx_timestamps`. The kernel copies
+      ``skb->tstamp`` into the slot when the skb is freed, and that stamp exists only while some
+      socket on the host has timestamping enabled, so this socket sets SO_TIMESTAMPNS (a host-wide
+      switch, small cost on every received packet while it is open). Over veth the stamp is taken
+      when the peer receives the frame; drivers that never stamp the skb leave it None.
     - ``sock_type="dgram"``: frames start at the network header; the kernel builds the Ethernet header
       from ``dst_mac`` and ``protocol`` (or the per-frame values given to :meth:`send_to`).
 
