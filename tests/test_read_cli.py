@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import shutil
 import subprocess
 import sys
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from afpacket.testnet import OUTER_IP, VethPair
+from afpacket.testnet import VethPair
 
 #: Five ICMP echo requests from inside the namespace; the outer end's kernel answers each.
 PINGER = r"""
@@ -29,6 +31,28 @@ for seq in range(1, 6):
 """
 
 
+_subnets = itertools.count(1)
+
+
+def private_addresses(net: VethPair) -> tuple[str, str]:
+    """Give the pair a /30 of its own and static neighbours; returns (outer, inner) addresses.
+
+    Every VethPair puts 198.18.0.1/30 on its outer end in this namespace, so pairs made at the same time
+    by other tests share a route and replies can leave through the wrong pair. A subnet unique to this
+    process and pair avoids that.
+    """
+    base = f"198.19.{os.getpid() % 256}.{128 + (next(_subnets) * 4) % 128}"  # test_savefile uses 0..127
+    prefix = base.rsplit(".", 1)[0]
+    last = int(base.rsplit(".", 1)[1])
+    outer, inner = f"{prefix}.{last + 1}", f"{prefix}.{last + 2}"
+    subprocess.run(["ip", "addr", "add", f"{outer}/30", "dev", net.outer], check=True)
+    net.exec("ip", "addr", "add", f"{inner}/30", "dev", net.inner)
+    subprocess.run(["ip", "neigh", "replace", inner, "lladdr", net.inner_mac, "dev", net.outer, "nud", "permanent"],
+                   check=True)
+    net.exec("ip", "neigh", "replace", outer, "lladdr", net.outer_mac, "dev", net.inner, "nud", "permanent")
+    return outer, inner
+
+
 def afpacket(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("afpacket")
     cmd = [exe] if exe else [sys.executable, "-c", "from afpacket.cli import main; main()"]
@@ -43,7 +67,8 @@ def tcpdump(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def capture() -> Iterator[Path]:
     """Ten packets of ping traffic over a private veth pair, written by tcpdump with nanosecond stamps."""
-    with tempfile.TemporaryDirectory() as d, VethPair("afrd") as net:
+    with tempfile.TemporaryDirectory() as d, VethPair("afrd", addresses=False) as net:
+        outer_ip, _ = private_addresses(net)
         path = Path(d) / "ping.pcap"
         proc = subprocess.Popen(
             ["tcpdump", "-n", "-U", "--time-stamp-precision", "nano", "-i", net.outer, "-w", str(path), "-c", "10"],
@@ -54,7 +79,7 @@ def capture() -> Iterator[Path]:
             deadline, seen = time.monotonic() + 20, ""
             while "listening on" not in seen and time.monotonic() < deadline:
                 seen += proc.stderr.readline()
-            net.exec(sys.executable, "-c", PINGER, OUTER_IP)
+            net.exec(sys.executable, "-c", PINGER, outer_ip)
             assert proc.wait(timeout=20) == 0
         finally:
             if proc.poll() is None:

@@ -7,6 +7,7 @@ Live traffic here crosses only the private veth pair of the ``net`` fixture.
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import re
 import socket
@@ -38,7 +39,7 @@ from afpacket.savefile import (
     linktype_for,
     open_reader,
 )
-from afpacket.testnet import OUTER_IP, VethPair
+from afpacket.testnet import VethPair
 
 T0 = 1_700_000_000_123_456_789  # a timestamp with all nine digits significant
 
@@ -307,11 +308,33 @@ for seq in range(1, 6):
 """
 
 
-def ping(net: VethPair, dst: str = OUTER_IP) -> None:
+_subnets = itertools.count(1)
+
+
+def private_addresses(net: VethPair) -> tuple[str, str]:
+    """Give the pair a /30 of its own and static neighbours; returns (outer, inner) addresses.
+
+    Every VethPair puts 198.18.0.1/30 on its outer end in this namespace, so pairs made at the same time
+    by other tests share a route and replies can leave through the wrong pair. A subnet unique to this
+    process and pair avoids that.
+    """
+    base = f"198.19.{os.getpid() % 256}.{(next(_subnets) * 4) % 128}"  # test_read_cli uses 128..255
+    prefix = base.rsplit(".", 1)[0]
+    last = int(base.rsplit(".", 1)[1])
+    outer, inner = f"{prefix}.{last + 1}", f"{prefix}.{last + 2}"
+    subprocess.run(["ip", "addr", "add", f"{outer}/30", "dev", net.outer], check=True)
+    net.exec("ip", "addr", "add", f"{inner}/30", "dev", net.inner)
+    subprocess.run(["ip", "neigh", "replace", inner, "lladdr", net.inner_mac, "dev", net.outer, "nud", "permanent"],
+                   check=True)
+    net.exec("ip", "neigh", "replace", outer, "lladdr", net.outer_mac, "dev", net.inner, "nud", "permanent")
+    return outer, inner
+
+
+def ping(net: VethPair, dst: str) -> None:
     net.exec(sys.executable, "-c", PINGER, dst)
 
 
-def _capture(net: VethPair, cmd: list[str], path: Path, ready: str) -> None:
+def _capture(net: VethPair, cmd: list[str], path: Path, ready: str, outer_ip: str) -> None:
     """Run a capture program on the outer end while 5 pings cross the pair; 10 packets."""
     proc = subprocess.Popen([*cmd, "-i", net.outer, "-w", str(path), "-c", "10"],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
@@ -322,7 +345,7 @@ def _capture(net: VethPair, cmd: list[str], path: Path, ready: str) -> None:
         while ready not in seen and time.monotonic() < deadline:
             seen += proc.stderr.readline()
         assert ready in seen, seen
-        ping(net)
+        ping(net, outer_ip)
         proc.wait(timeout=20)
     finally:
         if proc.poll() is None:
@@ -333,17 +356,18 @@ def _capture(net: VethPair, cmd: list[str], path: Path, ready: str) -> None:
 @pytest.fixture(scope="module")
 def captures() -> Iterator[dict[str, Path]]:
     """Real ping traffic over a private veth pair, written by tcpdump (µs, ns) and dumpcap (pcapng)."""
-    with tempfile.TemporaryDirectory() as d, VethPair("afsv") as net:
+    with tempfile.TemporaryDirectory() as d, VethPair("afsv", addresses=False) as net:
+        outer_ip, _ = private_addresses(net)
         files = {
             "tcpdump-micro": Path(d) / "micro.pcap",
             "tcpdump-nano": Path(d) / "nano.pcap",
             "dumpcap": Path(d) / "dumpcap.pcapng",
         }
         _capture(net, ["tcpdump", "-n", "-U", "--time-stamp-precision", "micro"], files["tcpdump-micro"],
-                 "listening on")
+                 "listening on", outer_ip)
         _capture(net, ["tcpdump", "-n", "-U", "--time-stamp-precision", "nano"], files["tcpdump-nano"],
-                 "listening on")
-        _capture(net, ["dumpcap", "-q"], files["dumpcap"], "Capturing on")
+                 "listening on", outer_ip)
+        _capture(net, ["dumpcap", "-q"], files["dumpcap"], "Capturing on", outer_ip)
         yield files
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 import time
 from collections.abc import Iterator
-from typing import Final
+from typing import Final, NamedTuple
 
 from .. import __version__
 from ..errors import SavefileError
@@ -211,6 +211,20 @@ class PcapngWriter(RecordWriter):
             self._buf += _block(ISB_TYPE, struct.pack("<III", iface_id, ticks >> 32, ticks & 0xFFFFFFFF) + options)
 
 
+class _Structs(NamedTuple):
+    u32: struct.Struct
+    type_len: struct.Struct
+    epb: struct.Struct
+    option: struct.Struct
+
+
+_STRUCTS: Final = {
+    order: _Structs(struct.Struct(order + "I"), struct.Struct(order + "II"), struct.Struct(order + "5I"),
+                    struct.Struct(order + "HH"))
+    for order in "<>"
+}
+
+
 def _tick_scale(tsresol: int) -> tuple[int, int, int]:
     """(multiplier, right shift, divisor) that turn a tick count into nanoseconds for if_tsresol."""
     if tsresol & 0x80:  # 2**-n seconds per tick
@@ -237,13 +251,12 @@ class PcapngReader:
         self.interface_stats: dict[int, tuple[int | None, int | None]] = {}
         self._scales: list[tuple[int, int, int, int]] = []
         self._order = "<"
+        self._s = _STRUCTS["<"]
         self._pending: list[Record] = []
         self._eof = False
         try:
             magic = _magic if _magic is not None else self._src.read(4)
-            if magic != SHB_MAGIC_BYTES:
-                raise self._src.error(0, f"not a pcapng file (first block type 0x{magic.hex()}, not a section header)")
-            self._read_block(0, magic)
+            self._section_header(0, magic + self._src.read(4))
             # Read on to the first interface, so the link type and snaplen are known up front.
             while not self.interfaces and not self._eof:
                 self._step()
@@ -276,39 +289,45 @@ class PcapngReader:
 
     def _step(self) -> None:
         """Read one block; packets land in ``self._pending``."""
-        offset = self._src.offset
-        head = self._src.read(4)
-        if not head:
-            self._eof = True
-            return
-        self._read_block(offset, head)
-
-    def _read_block(self, offset: int, type_bytes: bytes) -> None:
         src = self._src
-        if len(type_bytes) < 4:
-            raise src.error(offset, f"truncated block header: {len(type_bytes)} of 8 bytes")
-        if type_bytes == SHB_MAGIC_BYTES:
-            rest = src.exact(8, "section header block", offset)
-            bom = rest[4:8]
-            if bom == b"\x4d\x3c\x2b\x1a":
-                self._order = "<"
-            elif bom == b"\x1a\x2b\x3c\x4d":
-                self._order = ">"
-            else:
-                raise src.error(offset, f"section header with unknown byte-order magic 0x{bom.hex()}")
-            (total,) = struct.unpack(self._order + "I", rest[:4])
-            self._check_total(offset, total, minimum=28)
-            body = rest[4:] + src.exact(total - 12, "section header block", offset)
-        else:
-            rest = src.exact(4, "block header", offset)
-            (total,) = struct.unpack(self._order + "I", rest)
-            self._check_total(offset, total, minimum=12)
-            body = src.exact(total - 8, f"block of length {total}", offset)
-        (trailer,) = struct.unpack_from(self._order + "I", body, len(body) - 4)
+        offset = src.offset
+        head = src.read(8)
+        if len(head) < 8 or head[:4] == SHB_MAGIC_BYTES:
+            if not head:
+                self._eof = True
+                return
+            self._section_header(offset, head)
+            return
+        block_type, total = self._s.type_len.unpack(head)
+        self._check_total(offset, total, minimum=12)
+        body = src.exact(total - 8, f"block of length {total}", offset)
+        (trailer,) = self._s.u32.unpack_from(body, total - 12)
         if trailer != total:
             raise src.error(offset, f"block trailing length {trailer} does not match its leading length {total}")
-        (block_type,) = struct.unpack(self._order + "I", type_bytes)
         self._handle(offset, block_type, memoryview(body)[:-4])
+
+    def _section_header(self, offset: int, head: bytes) -> None:
+        """A Section Header Block, whose byte-order magic sets how everything after it is read."""
+        src = self._src
+        if len(head) < 8:
+            raise src.error(offset, f"truncated block header: {len(head)} of 8 bytes")
+        if head[:4] != SHB_MAGIC_BYTES:
+            raise src.error(offset, f"not a pcapng file (first block type 0x{head[:4].hex()}, not a section header)")
+        bom = src.exact(4, "section header block", offset)
+        if bom == b"\x4d\x3c\x2b\x1a":
+            self._order = "<"
+        elif bom == b"\x1a\x2b\x3c\x4d":
+            self._order = ">"
+        else:
+            raise src.error(offset, f"section header with unknown byte-order magic 0x{bom.hex()}")
+        self._s = _STRUCTS[self._order]
+        (total,) = self._s.u32.unpack_from(head, 4)
+        self._check_total(offset, total, minimum=28)
+        body = bom + src.exact(total - 12, f"section header block of length {total}", offset)
+        (trailer,) = self._s.u32.unpack_from(body, total - 12)
+        if trailer != total:
+            raise src.error(offset, f"block trailing length {trailer} does not match its leading length {total}")
+        self._handle(offset, SHB_TYPE, memoryview(body)[:-4])
 
     def _check_total(self, offset: int, total: int, minimum: int) -> None:
         if total < minimum or total % 4 or total > MAX_BLOCK_SIZE:
@@ -321,7 +340,7 @@ class PcapngReader:
         if block_type == EPB_TYPE:
             if len(body) < 20:
                 raise self._src.error(offset, f"enhanced packet block too short ({len(body)} body bytes)")
-            iface_id, ts_high, ts_low, caplen, wire_len = struct.unpack_from(o + "5I", body)
+            iface_id, ts_high, ts_low, caplen, wire_len = self._s.epb.unpack_from(body)
             self._packet(offset, iface_id, (ts_high << 32) | ts_low, caplen, wire_len, body, 20, "EPB")
         elif block_type == SPB_TYPE:
             if len(body) < 4:
@@ -360,7 +379,7 @@ class PcapngReader:
         if end > len(body):
             raise self._src.error(offset, f"{kind} captured length {caplen} overruns its block")
         flags = None
-        if kind != "SPB":
+        if kind != "SPB" and end + (-caplen & 3) < len(body):
             options = self._options(offset, body, end + (-caplen & 3))
             raw_flags = options.get(OPT_EPB_FLAGS)
             if raw_flags is not None and len(raw_flags) == 4:
@@ -409,9 +428,9 @@ class PcapngReader:
         """The options from ``pos`` to the end of the body: code -> value (the first of each code)."""
         found: dict[int, memoryview] = {}
         end = len(body)
-        fmt = self._order + "HH"
+        unpack_from = self._s.option.unpack_from
         while pos + 4 <= end:
-            code, length = struct.unpack_from(fmt, body, pos)
+            code, length = unpack_from(body, pos)
             if code == OPT_ENDOFOPT:
                 break
             value_end = pos + 4 + length
