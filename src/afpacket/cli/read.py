@@ -29,12 +29,8 @@ def read(file: str, count: int | None, link: bool, precision: str) -> None:
     out = sys.stdout
     try:
         with open_reader(file) as reader:
-            name = "-" if file == "-" else file
-            click.echo(
-                f"reading from file {name}, link-type {describe(reader.linktype or 0)}, "
-                f"snapshot length {reader.snaplen}",
-                err=True,
-            )
+            linktype = "unknown" if reader.linktype is None else describe(reader.linktype)
+            click.echo(f"reading from file {file}, link-type {linktype}, snapshot length {reader.snaplen}", err=True)
             if count == 0:
                 return
             for printed, rec in enumerate(reader, 1):

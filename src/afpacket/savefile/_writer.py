@@ -49,6 +49,16 @@ class RecordWriter:
         self._closed = False
         self._failed = False
 
+    def _start(self, header: bytes) -> None:
+        """Write the file header at once, so even an empty capture is a valid file; close on failure."""
+        self._buf += header
+        try:
+            self._drain()
+        except BaseException:
+            self._closed = True
+            self._sink.close()
+            raise
+
     def _check_open(self) -> None:
         if self._closed:
             raise SavefileError(f"{self.name}: write after close()")

@@ -78,8 +78,7 @@ class PcapWriter(RecordWriter):
         self._unit_ns = 1 if nanosecond else 1000
         self._pack = _RECORD_LE.pack
         magic = MAGIC_NANO if nanosecond else MAGIC_MICRO
-        self._buf += _FILE_HEADER_LE.pack(magic, 2, 4, 0, 0, snaplen, linktype)
-        self._drain()
+        self._start(_FILE_HEADER_LE.pack(magic, 2, 4, 0, 0, snaplen, linktype))
 
     def write(self, ts_ns: int, data: bytes | bytearray | memoryview, wire_len: int | None = None) -> None:
         """Append one record: ``data`` captured at ``ts_ns`` (nanoseconds since the epoch).

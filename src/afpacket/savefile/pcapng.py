@@ -102,8 +102,7 @@ class PcapngWriter(RecordWriter):
         self._stats: dict[int, tuple[int, int]] = {}
         options = _option(OPT_SHB_USERAPPL, application.encode()) + _option(OPT_ENDOFOPT, b"")
         # Section length -1: unknown, so readers never try to skip the section.
-        self._buf += _block(SHB_TYPE, struct.pack("<IHHq", BYTE_ORDER_MAGIC, 1, 0, -1) + options)
-        self._drain()
+        self._start(_block(SHB_TYPE, struct.pack("<IHHq", BYTE_ORDER_MAGIC, 1, 0, -1) + options))
 
     @property
     def interface_count(self) -> int:
