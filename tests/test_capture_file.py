@@ -40,7 +40,8 @@ def start_capture(*args: str, stdout: int | None = subprocess.DEVNULL) -> subpro
 
 
 def start_tcpdump(interface: str, path: Path, *extra: str) -> subprocess.Popen[bytes]:
-    p = subprocess.Popen(["tcpdump", "-i", interface, "-w", str(path), "-U", *extra], stderr=subprocess.PIPE)
+    p = subprocess.Popen(["tcpdump", "-i", interface, "-w", str(path), "-U", "--immediate-mode", *extra],
+                         stderr=subprocess.PIPE)
     assert p.stderr is not None
     while b"listening on" not in p.stderr.readline():
         pass

@@ -29,8 +29,8 @@ def test_capture_lines_match_tcpdump_and_summary_counts() -> None:
 
 def _compare_with_tcpdump(net: VethPair) -> None:
     frames = [udp_frame(net.outer_mac, net.inner_mac, b"x" * n, sport=5000 + n) for n in (1, 10, 100)]
-    td = subprocess.Popen(["tcpdump", "-n", "-l", "-i", net.outer, "-c", "3", "udp"], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
+    td = subprocess.Popen(["tcpdump", "-n", "-l", "--immediate-mode", "-i", net.outer, "-c", "3", "udp"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert td.stderr is not None
     while "listening on" not in td.stderr.readline():
         pass

@@ -373,3 +373,24 @@ def test_fileno_drives_a_select_loop(net: VethPair, version: int) -> None:
             while (p := cap.next_packet(timeout=0)) is not None:  # drain without blocking
                 got.append(bytes(p))
     assert got == frames
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_packets_kept_by_the_caller_are_never_reused(net: VethPair, version: int) -> None:
+    # The walkers recycle packet objects nobody holds; one the caller keeps must stay itself.
+    frames = crafted(net, 50)
+    with Capture(net.outer, version=version, block_timeout_ms=50) as cap:
+        net.send(frames)
+        kept = []
+        seen = []
+        for i, p in enumerate(cap.packets(count=50, duration=3)):
+            seen.append(bytes(p))
+            if i % 3 == 0:
+                kept.append((p, bytes(p)))
+            for k, b in kept:  # every kept packet still shows its own frame, or has expired
+                try:
+                    assert bytes(k) == b
+                except PacketExpiredError:
+                    pass
+        assert len({id(k) for k, _ in kept}) == len(kept)
+    assert seen == frames

@@ -45,3 +45,24 @@ __all__ += ["Capture", "CopiedPacket", "Packet", "SocketStats"]
 from .filter import BpfProgram, compile_filter  # noqa: E402
 
 __all__ += ["BpfProgram", "compile_filter"]
+
+from .dump import CaptureFile, dump, tee  # noqa: E402
+from .savefile import PcapngReader, PcapngWriter, PcapReader, PcapWriter, Record, open_reader  # noqa: E402
+from .tx import RejectedFrame, TransmitStats, Transmitter, TransmitWarning, TxSlot  # noqa: E402
+
+__all__ += [
+    "CaptureFile",
+    "PcapReader",
+    "PcapWriter",
+    "PcapngReader",
+    "PcapngWriter",
+    "Record",
+    "RejectedFrame",
+    "TransmitStats",
+    "TransmitWarning",
+    "Transmitter",
+    "TxSlot",
+    "dump",
+    "open_reader",
+    "tee",
+]

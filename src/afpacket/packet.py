@@ -310,6 +310,45 @@ class Packet:
         )
 
 
+def packet_class(ring: RingMemory, *, copies: bool = False) -> type[Packet]:
+    """A Packet subclass for one ring, its hot accessors bound to that ring's memory and layout.
+
+    ``data`` and ``bytes()`` are what every consumer calls for every packet; reading the ring's views
+    and offsets from closure cells instead of through ``self._batch.ring`` saves most of their cost.
+    With PACKET_COPY_THRESH the generic accessors stay (they look for full copies first).
+    """
+    if copies:
+        return Packet
+    mv, u16, u32, mapping = ring.mv, ring.u16, ring.u32, ring.map
+    snaplen, off_mac, off_snap = ring.snaplen, ring.off_mac, ring.off_snap
+
+    class RingPacket(Packet):
+        __slots__ = ()
+
+        @property
+        def data(self) -> memoryview:
+            views = self._batch.views
+            if views is None:
+                raise PacketExpiredError(_EXPIRED)
+            h = self._hdr
+            start = h + u16[(h + off_mac) >> 1]
+            cap = u32[(h + off_snap) >> 2]
+            v = mv[start : start + (cap if cap < snaplen else snaplen)]
+            views.append(v)
+            return v
+
+        def __bytes__(self) -> bytes:
+            if self._batch.views is None:
+                raise PacketExpiredError(_EXPIRED)
+            h = self._hdr
+            start = h + u16[(h + off_mac) >> 1]
+            cap = u32[(h + off_snap) >> 2]
+            return mapping[start : start + (cap if cap < snaplen else snaplen)]
+
+    RingPacket.__name__ = RingPacket.__qualname__ = "Packet"
+    return RingPacket
+
+
 @dataclass(frozen=True)
 class CopiedPacket:
     """A packet copied out of the ring (:meth:`Packet.copy`): plain data, no lifetime rules."""

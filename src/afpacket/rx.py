@@ -4,11 +4,11 @@ The walk is split at one seam per ring layout, so a compiled fast path could rep
 touching anything else:
 
 * :func:`ready_frames` (V1/V2) — the offsets of the consecutive frames, from the cursor on, that the
-  kernel has handed to user space;
+  kernel has handed to user space, then :func:`frame_packets` turns them into packets;
 * :func:`block_packets` (V3) — the packets of one user-owned block, following ``tp_next_offset``.
 
-Both return plain lists; the generator in :meth:`Capture._walk` yields from them and hands each batch
-back to the kernel (status = TP_STATUS_KERNEL) before it looks at the next one. Ownership of a slot
+The generator in :meth:`Capture._walk` yields from them and hands each batch back to the kernel
+(status = TP_STATUS_KERNEL) before it looks at the next one. Ownership of a slot
 is always one of the named predicates below.
 """
 
@@ -19,17 +19,22 @@ import os
 import select
 import socket
 import struct
+import sys
 import time
 from collections.abc import Iterator
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from . import abi
 from .errors import AfPacketError, CaptureClosedError, LinkDownError, os_error
 from .filter import BpfProgram, attach, compile_filter
 from .geometry import DEFAULT_BLOCK_TIMEOUT_MS, DEFAULT_BUFFER_SIZE, DEFAULT_SNAPLEN, RingGeometry
 from .interfaces import ANY, lookup, max_mtu
-from .packet import Batch, Packet, RingMemory
+from .packet import Batch, Packet, RingMemory, packet_class
 from .sock import PacketSocket, SocketStats
+
+if TYPE_CHECKING:
+    from .tx import Transmitter
 
 _new_packet = object.__new__
 _USER = abi.TP_STATUS_USER
@@ -77,32 +82,71 @@ def ready_frames(u32: memoryview, offsets: list[int], start: int, limit: int) ->
     return out
 
 
-def frame_packets(batch: Batch, hdrs: list[int]) -> list[Packet]:
-    """One Packet per frame header offset, all leased by ``batch``."""
+def _free_refcount() -> int:
+    # What sys.getrefcount reports, inside the walkers below, for a pooled packet nobody else holds:
+    # measured with the same code shape rather than assumed, so it follows the interpreter.
+    pool = [_new_packet(Packet)]
+    p = pool[0]
+    return sys.getrefcount(p)
+
+
+#: A pooled packet with this reference count (the pool, the walker's local, getrefcount's argument)
+#: is held by nobody else and can be re-pointed at the next frame instead of allocating a new one.
+_FREE = _free_refcount()
+
+
+def new_pool() -> list[Packet]:
+    """Two packet objects the walkers use in turn (the consumer still holds the previous one)."""
+    return [_new_packet(Packet), _new_packet(Packet)]
+
+
+def frame_packets(batch: Batch, hdrs: list[int], cls: type[Packet], pool: list[Packet]) -> Iterator[Packet]:
+    """One packet per frame header offset, all leased by ``batch``.
+
+    Allocation is most of the cost of a packet, so an object from ``pool`` is reused when its
+    reference count shows that no one kept it (the trick CPython's zip() plays with its tuples);
+    a packet the caller kept is never touched again: the pool gets a fresh object instead.
+    """
     new = _new_packet
-    cls = Packet
-    out: list[Packet] = []
-    append = out.append
+    rc = sys.getrefcount
+    free = _FREE
+    k = 0
     for h in hdrs:
-        p = new(cls)
+        k ^= 1
+        p = pool[k]
+        if rc(p) != free:
+            p = pool[k] = new(cls)
         p._batch = batch
         p._hdr = h
-        append(p)
-    return out
+        yield p
 
 
-def block_packets(u32: memoryview, batch: Batch, first: int, count: int) -> list[Packet]:
+def block_packets(
+    u32: memoryview, batch: Batch, first: int, count: int, cls: type[Packet], pool: list[Packet]
+) -> Iterator[Packet]:
     """The ``count`` packets of a V3 block, from the first header on, following tp_next_offset."""
     new = _new_packet
-    cls = Packet
-    out: list[Packet] = []
-    append = out.append
+    rc = sys.getrefcount
+    free = _FREE
+    k = 0
     off = first
     for _ in range(count):
-        p = new(cls)
+        k ^= 1
+        p = pool[k]
+        if rc(p) != free:
+            p = pool[k] = new(cls)
         p._batch = batch
         p._hdr = off
-        append(p)
+        yield p
+        off += u32[off >> 2]
+
+
+def block_offsets(u32: memoryview, first: int, count: int) -> list[int]:
+    """Header offsets of the packets of a V3 block (for the per-batch fix-ups)."""
+    out = []
+    off = first
+    for _ in range(count):
+        out.append(off)
         off += u32[off >> 2]
     return out
 
@@ -234,6 +278,7 @@ class Capture:
         self._ring = RingMemory(
             ring_map, rx.size, self.version, self.snaplen, raw=self.sock_type == "raw", reinsert=bool(reserve)
         )
+        self._packet_class = packet_class(self._ring, copies=self.copy_thresh)
         self._frame_offsets = [
             b * rx.block_size + f * rx.frame_size for b in range(rx.block_nr) for f in range(rx.frames_per_block)
         ]
@@ -326,6 +371,8 @@ class Capture:
         u32 = ring.u32
         offsets = self._frame_offsets
         fixup = self.copy_thresh or ring.reinsert
+        cls = self._packet_class
+        pool = new_pool()
         while not self._stop:
             hdrs = ready_frames(u32, offsets, self._cursor, MAX_FRAME_BATCH)
             if not hdrs:
@@ -336,10 +383,9 @@ class Capture:
             batch = Batch(ring)
             self._batch = batch
             self._held = hdrs
-            pkts = frame_packets(batch, hdrs)
             if fixup:
                 self._fixup(batch, hdrs)
-            yield from pkts
+            yield from frame_packets(batch, hdrs, cls, pool)
             self._release_batch()
             if self._deadline is not None and self._yield_idle and time.monotonic() >= self._deadline:
                 yield None
@@ -349,6 +395,8 @@ class Capture:
         u32 = ring.u32
         block_size = self.geometry.block_size
         fixup = ring.reinsert
+        cls = self._packet_class
+        pool = new_pool()
         while not self._stop:
             boff = self._cursor * block_size
             if not block_is_user(u32, boff):
@@ -366,10 +414,9 @@ class Capture:
             if self._last_seq and seq != self._last_seq + 1:
                 self.seq_gaps += 1
             self._last_seq = seq
-            pkts = block_packets(u32, batch, boff + first, count)
             if fixup:
-                self._fixup(batch, [p._hdr for p in pkts])
-            yield from pkts
+                self._fixup(batch, block_offsets(u32, boff + first, count))
+            yield from block_packets(u32, batch, boff + first, count, cls, pool)
             self._release_batch()
             if self._deadline is not None and self._yield_idle and time.monotonic() >= self._deadline:
                 yield None
@@ -484,7 +531,7 @@ class Capture:
         self._check()
         return self._sock.stats()
 
-    def transmitter(self) -> object:
+    def transmitter(self) -> Transmitter:
         """A Transmitter over this socket's TX ring (``tx_geometry=`` at open): receive and reply on
         one socket, both rings in one mapping."""
         self._check()

@@ -18,9 +18,20 @@ from .errors import AfPacketError
 
 _counter = itertools.count()
 
-#: Addresses from the benchmarking range (RFC 2544), used only on the private veth pair.
+#: Addresses from the benchmarking range (RFC 2544) written into crafted test frames. Each VethPair puts
+#: its own /30 from the same range on its ends (``outer_ip``/``inner_ip``), never these two, so pairs that
+#: exist at the same time (tests running side by side) never share a route.
 OUTER_IP = "198.18.0.1"
 INNER_IP = "198.18.0.2"
+_RANGE_BASE = int.from_bytes(bytes([198, 18, 1, 0]), "big")
+_RANGE_SUBNETS = ((1 << 17) - 256) // 4
+
+
+def _subnet(serial: int) -> tuple[str, str]:
+    import socket
+
+    base = _RANGE_BASE + 4 * ((os.getpid() * 7919 + serial) % _RANGE_SUBNETS)
+    return (socket.inet_ntoa((base + 1).to_bytes(4, "big")), socket.inet_ntoa((base + 2).to_bytes(4, "big")))
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -47,7 +58,9 @@ class VethPair:
     """
 
     def __init__(self, prefix: str = "afp", *, addresses: bool = True, mtu: int | None = None) -> None:
-        tag = f"{os.getpid() % 100000}{next(_counter)}"
+        serial = next(_counter)
+        tag = f"{os.getpid() % 100000}{serial}"
+        self.outer_ip, self.inner_ip = _subnet(serial)
         self.netns = f"{prefix}ns{tag}"
         self.outer = f"{prefix}{tag}o"[:15]
         self.inner = f"{prefix}{tag}i"[:15]
@@ -78,8 +91,8 @@ class VethPair:
                 _ip("link", "set", self.outer, "mtu", str(self.mtu))
                 self.exec("ip", "link", "set", self.inner, "mtu", str(self.mtu))
             if self.addresses:
-                _ip("addr", "add", f"{OUTER_IP}/30", "dev", self.outer)
-                self.exec("ip", "addr", "add", f"{INNER_IP}/30", "dev", self.inner)
+                _ip("addr", "add", f"{self.outer_ip}/30", "dev", self.outer)
+                self.exec("ip", "addr", "add", f"{self.inner_ip}/30", "dev", self.inner)
             _ip("link", "set", self.outer, "up")
             self.exec("ip", "link", "set", self.inner, "up")
             self.exec("ip", "link", "set", "lo", "up")
@@ -87,9 +100,9 @@ class VethPair:
             self.inner_mac = self.exec("cat", f"/sys/class/net/{self.inner}/address").stdout.strip()
             if self.addresses:
                 # Static neighbours: no ARP exchange mixes into exact packet counts.
-                _ip("neigh", "replace", INNER_IP, "lladdr", self.inner_mac, "dev", self.outer, "nud", "permanent")
+                _ip("neigh", "replace", self.inner_ip, "lladdr", self.inner_mac, "dev", self.outer, "nud", "permanent")
                 self.exec(
-                    "ip", "neigh", "replace", OUTER_IP, "lladdr", self.outer_mac, "dev", self.inner,
+                    "ip", "neigh", "replace", self.outer_ip, "lladdr", self.outer_mac, "dev", self.inner,
                     "nud", "permanent",
                 )
         except BaseException:
