@@ -40,8 +40,10 @@ def start_capture(*args: str, stdout: int | None = subprocess.DEVNULL) -> subpro
 
 
 def start_tcpdump(interface: str, path: Path, *extra: str) -> subprocess.Popen[bytes]:
-    p = subprocess.Popen(["tcpdump", "-i", interface, "-w", str(path), "-U", "--immediate-mode", *extra],
-                         stderr=subprocess.PIPE)
+    # libpcap sizes its frames for 64 KiB GSO packets on veth, so its default 2 MB buffer holds ~30
+    # frames and a burst overflows it: give the witness room.
+    p = subprocess.Popen(["tcpdump", "-i", interface, "-w", str(path), "-U", "--immediate-mode", "-B", "32768",
+                          *extra], stderr=subprocess.PIPE)
     assert p.stderr is not None
     while b"listening on" not in p.stderr.readline():
         pass
@@ -74,13 +76,14 @@ def traffic(net: VethPair) -> list[bytes]:
 def test_same_packets_as_tcpdump_byte_for_byte(quiet_net: VethPair, tmp_path: Path, fmt: str, version: int) -> None:
     net = quiet_net
     ours, theirs = tmp_path / f"ours.{fmt}", tmp_path / "theirs.pcap"
-    td = start_tcpdump(net.outer, theirs)
-    p = start_capture("-i", net.outer, "-w", str(ours), "--format", fmt, "--tpacket-version", str(version))
     frames = traffic(net)
+    # tcpdump leaves what is still in its ring behind on SIGINT: let it stop by itself after -c
+    td = start_tcpdump(net.outer, theirs, "-c", str(len(frames)))
+    p = start_capture("-i", net.outer, "-w", str(ours), "--format", fmt, "--tpacket-version", str(version))
     net.send(frames)
-    time.sleep(0.5)
+    td.wait(timeout=30)
+    time.sleep(0.3)
     err = stop(p)
-    stop(td)
     a, b = dpkt_records(ours), dpkt_records(theirs)
     assert [d for _, d in b] == frames
     assert len(a) == len(b)
