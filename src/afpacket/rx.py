@@ -95,9 +95,9 @@ def _free_refcount() -> int:
 _FREE = _free_refcount()
 
 
-def new_pool() -> list[Packet]:
-    """Two packet objects the walkers use in turn (the consumer still holds the previous one)."""
-    return [_new_packet(Packet), _new_packet(Packet)]
+def new_pool(cls: type[Packet]) -> list[Packet]:
+    """Two packet objects of ``cls`` the walkers use in turn (the consumer still holds the previous one)."""
+    return [_new_packet(cls), _new_packet(cls)]
 
 
 def frame_packets(batch: Batch, hdrs: list[int], cls: type[Packet], pool: list[Packet]) -> Iterator[Packet]:
@@ -355,16 +355,14 @@ class Capture:
 
     # -- the walk -------------------------------------------------------------------------------
     def _walk(self) -> Iterator[Packet | None]:
-        """One generator serves iteration and next_packet(); yields None when idle and asked to."""
-        try:
-            if self.version == 3:
-                yield from self._walk_blocks()
-            else:
-                yield from self._walk_frames()
-        finally:
-            self._walker = None
-            if not self._closed:
-                self._release_batch()
+        """One generator serves iteration and next_packet(); yields None when idle and asked to.
+        (Returned directly, not wrapped: every generator level costs each packet a resume.)"""
+        return self._walk_blocks() if self.version == 3 else self._walk_frames()
+
+    def _end_walk(self) -> None:
+        self._walker = None
+        if not self._closed:
+            self._release_batch()
 
     def _walk_frames(self) -> Iterator[Packet | None]:
         ring = self._ring
@@ -372,23 +370,26 @@ class Capture:
         offsets = self._frame_offsets
         fixup = self.copy_thresh or ring.reinsert
         cls = self._packet_class
-        pool = new_pool()
-        while not self._stop:
-            hdrs = ready_frames(u32, offsets, self._cursor, MAX_FRAME_BATCH)
-            if not hdrs:
-                if self._wait(self._idle_timeout_ms()) or not self._yield_idle:
+        pool = new_pool(cls)
+        try:
+            while not self._stop:
+                hdrs = ready_frames(u32, offsets, self._cursor, MAX_FRAME_BATCH)
+                if not hdrs:
+                    if self._wait(self._idle_timeout_ms()) or not self._yield_idle:
+                        continue
+                    yield None
                     continue
-                yield None
-                continue
-            batch = Batch(ring)
-            self._batch = batch
-            self._held = hdrs
-            if fixup:
-                self._fixup(batch, hdrs)
-            yield from frame_packets(batch, hdrs, cls, pool)
-            self._release_batch()
-            if self._deadline is not None and self._yield_idle and time.monotonic() >= self._deadline:
-                yield None
+                batch = Batch(ring)
+                self._batch = batch
+                self._held = hdrs
+                if fixup:
+                    self._fixup(batch, hdrs)
+                yield from frame_packets(batch, hdrs, cls, pool)
+                self._release_batch()
+                if self._deadline is not None and self._yield_idle and time.monotonic() >= self._deadline:
+                    yield None
+        finally:
+            self._end_walk()
 
     def _walk_blocks(self) -> Iterator[Packet | None]:
         ring = self._ring
@@ -396,30 +397,33 @@ class Capture:
         block_size = self.geometry.block_size
         fixup = ring.reinsert
         cls = self._packet_class
-        pool = new_pool()
-        while not self._stop:
-            boff = self._cursor * block_size
-            if not block_is_user(u32, boff):
-                if self._wait(self._idle_timeout_ms()) or not self._yield_idle:
+        pool = new_pool(cls)
+        try:
+            while not self._stop:
+                boff = self._cursor * block_size
+                if not block_is_user(u32, boff):
+                    if self._wait(self._idle_timeout_ms()) or not self._yield_idle:
+                        continue
+                    yield None
                     continue
-                yield None
-                continue
-            self._cursor_block_off = boff
-            batch = Batch(ring)
-            self._batch = batch
-            _ver, _priv, status, count, first, _blen, seq = abi.TPACKET_BLOCK_DESC.unpack_from(ring.mv, boff)[:7]
-            self.blocks_seen += 1
-            if status & abi.TP_STATUS_LOSING:
-                self.losing_seen += 1
-            if self._last_seq and seq != self._last_seq + 1:
-                self.seq_gaps += 1
-            self._last_seq = seq
-            if fixup:
-                self._fixup(batch, block_offsets(u32, boff + first, count))
-            yield from block_packets(u32, batch, boff + first, count, cls, pool)
-            self._release_batch()
-            if self._deadline is not None and self._yield_idle and time.monotonic() >= self._deadline:
-                yield None
+                self._cursor_block_off = boff
+                batch = Batch(ring)
+                self._batch = batch
+                _ver, _priv, status, count, first, _blen, seq = abi.TPACKET_BLOCK_DESC.unpack_from(ring.mv, boff)[:7]
+                self.blocks_seen += 1
+                if status & abi.TP_STATUS_LOSING:
+                    self.losing_seen += 1
+                if self._last_seq and seq != self._last_seq + 1:
+                    self.seq_gaps += 1
+                self._last_seq = seq
+                if fixup:
+                    self._fixup(batch, block_offsets(u32, boff + first, count))
+                yield from block_packets(u32, batch, boff + first, count, cls, pool)
+                self._release_batch()
+                if self._deadline is not None and self._yield_idle and time.monotonic() >= self._deadline:
+                    yield None
+        finally:
+            self._end_walk()
 
     def _fixup(self, batch: Batch, hdrs: list[int]) -> None:
         """Per-batch work that only some captures ask for: COPY_THRESH copies and VLAN reinsertion."""
