@@ -84,3 +84,25 @@ def trafgen(net: VethPair, frame: bytes, count: int, *, cpu: int | None = None, 
     if r.returncode != 0:
         pytest.fail(f"trafgen failed: {r.stderr}")
     return r.stdout + r.stderr
+
+
+#: ICMP echo requests from inside the namespace (no ping binary needed); the outer end's kernel answers.
+PINGER = r"""
+import socket, struct, sys, time
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s & 0xFFFF) + (s >> 16)
+    return ~(s + (s >> 16)) & 0xFFFF
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+for seq in range(1, int(sys.argv[2]) + 1):
+    body = struct.pack("!HH", 0x4242, seq) + bytes(range(56))
+    s.sendto(struct.pack("!BBH", 8, 0, csum(b"\x08\x00\x00\x00" + body)) + body, (sys.argv[1], 0))
+    time.sleep(0.1)
+"""
+
+
+def ping(net: VethPair, count: int = 5) -> None:
+    """``count`` echo requests from the inner end to the outer end's address, 0.1 s apart."""
+    import sys
+
+    net.exec(sys.executable, "-c", PINGER, net.outer_ip, str(count))

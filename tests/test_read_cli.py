@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import os
 import shutil
 import subprocess
 import sys
@@ -13,44 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import ping
 
 from afpacket.testnet import VethPair
-
-#: Five ICMP echo requests from inside the namespace; the outer end's kernel answers each.
-PINGER = r"""
-import socket, struct, sys, time
-def csum(b):
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    s = (s & 0xFFFF) + (s >> 16)
-    return ~(s + (s >> 16)) & 0xFFFF
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-for seq in range(1, 6):
-    body = struct.pack("!HH", 0x4242, seq) + bytes(range(56))
-    s.sendto(struct.pack("!BBH", 8, 0, csum(b"\x08\x00\x00\x00" + body)) + body, (sys.argv[1], 0))
-    time.sleep(0.1)
-"""
-
-
-_subnets = itertools.count(1)
-
-
-def private_addresses(net: VethPair) -> tuple[str, str]:
-    """Give the pair a /30 of its own and static neighbours; returns (outer, inner) addresses.
-
-    Every VethPair puts 198.18.0.1/30 on its outer end in this namespace, so pairs made at the same time
-    by other tests share a route and replies can leave through the wrong pair. A subnet unique to this
-    process and pair avoids that.
-    """
-    base = f"198.19.{os.getpid() % 256}.{128 + (next(_subnets) * 4) % 128}"  # test_savefile uses 0..127
-    prefix = base.rsplit(".", 1)[0]
-    last = int(base.rsplit(".", 1)[1])
-    outer, inner = f"{prefix}.{last + 1}", f"{prefix}.{last + 2}"
-    subprocess.run(["ip", "addr", "add", f"{outer}/30", "dev", net.outer], check=True)
-    net.exec("ip", "addr", "add", f"{inner}/30", "dev", net.inner)
-    subprocess.run(["ip", "neigh", "replace", inner, "lladdr", net.inner_mac, "dev", net.outer, "nud", "permanent"],
-                   check=True)
-    net.exec("ip", "neigh", "replace", outer, "lladdr", net.outer_mac, "dev", net.inner, "nud", "permanent")
-    return outer, inner
 
 
 def afpacket(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
@@ -67,8 +30,7 @@ def tcpdump(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def capture() -> Iterator[Path]:
     """Ten packets of ping traffic over a private veth pair, written by tcpdump with nanosecond stamps."""
-    with tempfile.TemporaryDirectory() as d, VethPair("afrd", addresses=False) as net:
-        outer_ip, _ = private_addresses(net)
+    with tempfile.TemporaryDirectory() as d, VethPair("afrd") as net:
         path = Path(d) / "ping.pcap"
         proc = subprocess.Popen(
             ["tcpdump", "-n", "-U", "--time-stamp-precision", "nano", "-i", net.outer, "-w", str(path), "-c", "10"],
@@ -79,7 +41,7 @@ def capture() -> Iterator[Path]:
             deadline, seen = time.monotonic() + 20, ""
             while "listening on" not in seen and time.monotonic() < deadline:
                 seen += proc.stderr.readline()
-            net.exec(sys.executable, "-c", PINGER, outer_ip)
+            ping(net)
             assert proc.wait(timeout=20) == 0
         finally:
             if proc.poll() is None:

@@ -7,7 +7,6 @@ Live traffic here crosses only the private veth pair of the ``net`` fixture.
 from __future__ import annotations
 
 import io
-import itertools
 import os
 import re
 import socket
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import dpkt
 import pytest
+from conftest import ping
 
 from afpacket import abi
 from afpacket.errors import SavefileError
@@ -293,48 +293,7 @@ def test_linktype_for_socket_kinds() -> None:
 # --- what peers write, we read --------------------------------------------------------------------------
 
 
-#: Five ICMP echo requests from the namespace (no ping binary needed); the outer end's kernel answers.
-PINGER = r"""
-import socket, struct, sys, time
-def csum(b):
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    s = (s & 0xFFFF) + (s >> 16)
-    return ~(s + (s >> 16)) & 0xFFFF
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-for seq in range(1, 6):
-    body = struct.pack("!HH", 0x4242, seq) + bytes(range(56))
-    s.sendto(struct.pack("!BBH", 8, 0, csum(b"\x08\x00\x00\x00" + body)) + body, (sys.argv[1], 0))
-    time.sleep(0.1)
-"""
-
-
-_subnets = itertools.count(1)
-
-
-def private_addresses(net: VethPair) -> tuple[str, str]:
-    """Give the pair a /30 of its own and static neighbours; returns (outer, inner) addresses.
-
-    Every VethPair puts 198.18.0.1/30 on its outer end in this namespace, so pairs made at the same time
-    by other tests share a route and replies can leave through the wrong pair. A subnet unique to this
-    process and pair avoids that.
-    """
-    base = f"198.19.{os.getpid() % 256}.{(next(_subnets) * 4) % 128}"  # test_read_cli uses 128..255
-    prefix = base.rsplit(".", 1)[0]
-    last = int(base.rsplit(".", 1)[1])
-    outer, inner = f"{prefix}.{last + 1}", f"{prefix}.{last + 2}"
-    subprocess.run(["ip", "addr", "add", f"{outer}/30", "dev", net.outer], check=True)
-    net.exec("ip", "addr", "add", f"{inner}/30", "dev", net.inner)
-    subprocess.run(["ip", "neigh", "replace", inner, "lladdr", net.inner_mac, "dev", net.outer, "nud", "permanent"],
-                   check=True)
-    net.exec("ip", "neigh", "replace", outer, "lladdr", net.outer_mac, "dev", net.inner, "nud", "permanent")
-    return outer, inner
-
-
-def ping(net: VethPair, dst: str) -> None:
-    net.exec(sys.executable, "-c", PINGER, dst)
-
-
-def _capture(net: VethPair, cmd: list[str], path: Path, ready: str, outer_ip: str) -> None:
+def _capture(net: VethPair, cmd: list[str], path: Path, ready: str) -> None:
     """Run a capture program on the outer end while 5 pings cross the pair; 10 packets."""
     proc = subprocess.Popen([*cmd, "-i", net.outer, "-w", str(path), "-c", "10"],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
@@ -345,7 +304,7 @@ def _capture(net: VethPair, cmd: list[str], path: Path, ready: str, outer_ip: st
         while ready not in seen and time.monotonic() < deadline:
             seen += proc.stderr.readline()
         assert ready in seen, seen
-        ping(net, outer_ip)
+        ping(net)
         proc.wait(timeout=20)
     finally:
         if proc.poll() is None:
@@ -356,18 +315,17 @@ def _capture(net: VethPair, cmd: list[str], path: Path, ready: str, outer_ip: st
 @pytest.fixture(scope="module")
 def captures() -> Iterator[dict[str, Path]]:
     """Real ping traffic over a private veth pair, written by tcpdump (µs, ns) and dumpcap (pcapng)."""
-    with tempfile.TemporaryDirectory() as d, VethPair("afsv", addresses=False) as net:
-        outer_ip, _ = private_addresses(net)
+    with tempfile.TemporaryDirectory() as d, VethPair("afsv") as net:
         files = {
             "tcpdump-micro": Path(d) / "micro.pcap",
             "tcpdump-nano": Path(d) / "nano.pcap",
             "dumpcap": Path(d) / "dumpcap.pcapng",
         }
         _capture(net, ["tcpdump", "-n", "-U", "--time-stamp-precision", "micro"], files["tcpdump-micro"],
-                 "listening on", outer_ip)
+                 "listening on")
         _capture(net, ["tcpdump", "-n", "-U", "--time-stamp-precision", "nano"], files["tcpdump-nano"],
-                 "listening on", outer_ip)
-        _capture(net, ["dumpcap", "-q"], files["dumpcap"], "Capturing on", outer_ip)
+                 "listening on")
+        _capture(net, ["dumpcap", "-q"], files["dumpcap"], "Capturing on")
         yield files
 
 
