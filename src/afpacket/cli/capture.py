@@ -146,6 +146,9 @@ def capture_cmd(
         f"snapshot length {snaplen} bytes (TPACKET_V{tpacket_version}, {cap.geometry.size // 1024} KiB ring)",
         err=True,
     )
+    if tpacket_version == "1" and raw:
+        click.echo("afpacket: note: TPACKET_V1 has no VLAN fields; tags the kernel strips are lost (use V2/V3)",
+                   err=True)
     show = not quiet and (out is None or print_too)
     # Ctrl-C and SIGTERM end the loop between packets: the file never holds half a record.
     stop_signals = (signal.SIGINT, signal.SIGTERM)
