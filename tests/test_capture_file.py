@@ -237,3 +237,22 @@ def test_time_rotation_stops_after_w_files(quiet_net: VethPair, tmp_path: Path) 
 def test_rotation_needs_a_file() -> None:
     r = subprocess.run([*AFPACKET, "capture", "-i", "lo", "-C", "1"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and "add -w FILE" in r.stderr
+
+
+def test_any_capture_to_pcapng_describes_each_interface(tmp_path: Path) -> None:
+    path = tmp_path / "any.pcapng"
+    with VethPair("afpa", addresses=False) as a, VethPair("afpb", addresses=False) as b:
+        with Capture("any", block_timeout_ms=2) as cap:
+            a.send([ether(a.outer_mac, a.inner_mac, 0x88B5, b"a" * 46)] * 2)
+            b.send([ether(b.outer_mac, b.inner_mac, 0x88B5, b"b" * 46)] * 3)
+            dump(cap, str(path), fmt="pcapng", duration=0.5)
+        reader = open_reader(str(path))
+        records = [(r.interface_id, r.data) for r in reader]
+        names = {i: iface.name for i, iface in enumerate(reader.interfaces)}  # type: ignore[union-attr]
+    ours = [(names[i], d) for i, d in records if names[i] in (a.outer, b.outer)]
+    assert [n for n, _ in ours] == [a.outer] * 2 + [b.outer] * 3
+    # cooked (SLL) records: 16-byte header, then the payload after the Ethernet header
+    assert all(d[14:16] == b"\x88\xb5" and len(d) == 16 + 46 for _, d in ours)
+    out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.interface_name", "-e", "sll.etype"],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    assert [line.split("\t")[0] for line in out if line.split("\t")[0] in (a.outer, b.outer)] == [n for n, _ in ours]
