@@ -226,6 +226,46 @@ def run_trafgen_alone(net: object, cfg: str, count: int) -> tuple[int, float]:
     return sent, dur
 
 
+@dataclass
+class Measurement:
+    cpu0: float
+    cpu1: float
+    sent: int
+    dur: float
+    t_tg_exit: float
+    last_busy_t: float
+
+
+def measure(pid: int, net: object, cfg: str, count: int, quiet: float, max_drain: float) -> Measurement:
+    """Run trafgen once and sample capture process ``pid``'s CPU clock from just before it starts until
+    the process has been quiet for ``quiet`` s after trafgen ended (or ``max_drain`` s passed)."""
+    cpu0 = cpu_clock(pid)
+    tg = start_trafgen(net, cfg, count)
+    # Sample the capturer's CPU clock: busy periods tell when it finished (draining a backlog counts).
+    interval = 0.01
+    last_cpu, last_busy_t, last_change_t = cpu0, 0.0, time.monotonic()
+    t_tg_exit = None
+    sent = dur = 0
+    while True:
+        time.sleep(interval)
+        now = time.monotonic()
+        c = cpu_clock(pid)
+        if c - last_cpu > 0.3 * interval:
+            last_busy_t = now
+        if c - last_cpu > 100e-6:
+            last_change_t = now
+        last_cpu = c
+        if t_tg_exit is None and tg.poll() is not None:
+            sent, dur, t_tg_exit = finish_trafgen(tg)
+            last_change_t = max(last_change_t, t_tg_exit)
+        if t_tg_exit is not None and now - last_change_t >= quiet:
+            break
+        if t_tg_exit is not None and now - t_tg_exit > max_drain:
+            break
+    cpu1 = cpu_clock(pid)
+    return Measurement(cpu0, cpu1, sent, dur, t_tg_exit, last_busy_t)  # type: ignore[arg-type]
+
+
 def run_one(kind: str, net: object, cfg: str, count: int, args: argparse.Namespace) -> Row:
     outer = net.outer  # type: ignore[attr-defined]
     buf = args.buffer_mb << 20
@@ -269,31 +309,8 @@ def run_one(kind: str, net: object, cfg: str, count: int, args: argparse.Namespa
         if line.strip() != "READY":
             raise RuntimeError(f"{kind} worker did not start: {line}{proc.stderr.read()}")  # type: ignore[union-attr]
     time.sleep(0.2)  # let setup settle (the process is idle in poll now)
-    pid = proc.pid
-    cpu0 = cpu_clock(pid)
-    tg = start_trafgen(net, cfg, count)
-    # Sample the capturer's CPU clock: busy periods tell when it finished (draining a backlog counts).
-    interval = 0.01
-    last_cpu, last_busy_t, last_change_t = cpu0, 0.0, time.monotonic()
-    t_tg_exit = None
-    sent = dur = 0
-    while True:
-        time.sleep(interval)
-        now = time.monotonic()
-        c = cpu_clock(pid)
-        if c - last_cpu > 0.3 * interval:
-            last_busy_t = now
-        if c - last_cpu > 100e-6:
-            last_change_t = now
-        last_cpu = c
-        if t_tg_exit is None and tg.poll() is not None:
-            sent, dur, t_tg_exit = finish_trafgen(tg)
-            last_change_t = max(last_change_t, t_tg_exit)
-        if t_tg_exit is not None and now - last_change_t >= args.quiet:
-            break
-        if t_tg_exit is not None and now - t_tg_exit > args.max_drain:
-            break
-    cpu1 = cpu_clock(pid)
+    m = measure(proc.pid, net, cfg, count, args.quiet, args.max_drain)
+    cpu0, cpu1, sent, dur, t_tg_exit, last_busy_t = m.cpu0, m.cpu1, m.sent, m.dur, m.t_tg_exit, m.last_busy_t
     proc.send_signal(signal.SIGINT)
     try:
         out, err = proc.communicate(timeout=60)
