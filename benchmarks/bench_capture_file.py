@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_rx import CAP_CPU, GEN_CPU, Row, measure, run_trafgen_alone, trafgen_cfg  # noqa: E402
+from bench_rx import CAP_CPU, GEN_CPU, Row, measure, run_trafgen_alone, trafgen_cfg
 
 #: the issue's targets and reference figure
 TARGET_RATIO = 6.0
@@ -114,13 +114,13 @@ def run_one(kind: str, fmt: str, net: object, cfg: str, tmp: str, args: argparse
     path = os.path.join(tmp, f"{kind}.{'pcapng' if fmt == 'pcapng' else 'pcap'}")
     pin = ["taskset", "-c", str(CAP_CPU)]
     if kind == "tcpdump":
-        cmd = pin + ["tcpdump", "-i", outer, "-p", "-n", "-w", path, "-B", str(buf >> 10)]
+        cmd = [*pin, "tcpdump", "-i", outer, "-p", "-n", "-w", path, "-B", str(buf >> 10)]
     elif kind == "cli":
-        cmd = pin + [sys.executable, "-m", "afpacket", "capture", "-i", outer, "-p", "-w", path,
-                     "-B", str(buf >> 10), "--format", fmt]
+        cmd = [*pin, sys.executable, "-m", "afpacket", "capture", "-i", outer, "-p", "-w", path,
+               "-B", str(buf >> 10), "--format", fmt]
     else:
-        cmd = pin + [sys.executable, os.path.abspath(__file__), "--worker", "--iface", outer, "--path", path,
-                     "--format-one", fmt, "--buffer-mb", str(args.buffer_mb), "--block-kb", str(args.block_kb)]
+        cmd = [*pin, sys.executable, os.path.abspath(__file__), "--worker", "--iface", outer, "--path", path,
+               "--format-one", fmt, "--buffer-mb", str(args.buffer_mb), "--block-kb", str(args.block_kb)]
         if args.profile:
             cmd += ["--profile-out", f"{args.profile}.{fmt}"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -256,3 +256,19 @@ def test_any_capture_to_pcapng_describes_each_interface(tmp_path: Path) -> None:
     out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.interface_name", "-e", "sll.etype"],
                          capture_output=True, text=True, check=True).stdout.splitlines()
     assert [line.split("\t")[0] for line in out if line.split("\t")[0] in (a.outer, b.outer)] == [n for n, _ in ours]
+
+
+@pytest.mark.parametrize("nano", [False, True])
+def test_dump_block_fast_path_honours_count_and_precision(quiet_net: VethPair, tmp_path: Path, nano: bool) -> None:
+    net = quiet_net
+    path = tmp_path / "fast.pcap"
+    frames = traffic(net)
+    with Capture(net.outer, version=3, block_timeout_ms=2) as cap:
+        net.send(frames)
+        time.sleep(0.2)
+        assert dump(cap, str(path), count=40, nanosecond=nano) == 40
+    got = dpkt_records(path)
+    assert [d for _, d in got] == frames[:40]
+    ours = list(open_reader(str(path)))
+    sub_us = [r.timestamp_ns % 1000 for r in ours]
+    assert any(sub_us) if nano else not any(sub_us)

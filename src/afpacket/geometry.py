@@ -17,7 +17,10 @@ PAGE_SIZE = mmap.PAGESIZE
 
 #: The largest V3 block the defaults will choose. Blocks are allocated with get_order(block_size);
 #: high orders can fail on a fragmented machine and fall back to vmalloc.
-MAX_AUTO_BLOCK = 4 << 20
+MAX_AUTO_BLOCK = 1 << 20
+#: V3 rings the defaults derive are split into about this many blocks (at least 64 KiB each).
+V3_AUTO_BLOCKS = 128
+MIN_AUTO_BLOCK_V3 = 64 << 10
 #: V1/V2 blocks hold many frames so that little of each block is wasted.
 MIN_AUTO_BLOCK_V12 = 64 << 10
 #: ``tp_retire_blk_tov`` is an unsigned short in older kernels: only 1..65535 ms survive.
@@ -113,8 +116,11 @@ class RingGeometry:
             # The frame size is not a bound on V3, but the kernel still checks it against the block.
             frame_size = frame_size_for(3, min(data_len, 2048), reserve)
             if block_size is None:
-                block_size = _pow2_floor(max(buffer_size // 16, PAGE_SIZE))
-                block_size = min(max(block_size, PAGE_SIZE, _pow2_ceil(frame_size)), MAX_AUTO_BLOCK)
+                # Many small blocks rather than a few large ones: when the reader falls behind, the
+                # kernel still retires the block it is filling every block timeout, however empty,
+                # so what the ring holds is about blocks x (rate x timeout), not its size.
+                block_size = _pow2_floor(max(buffer_size // V3_AUTO_BLOCKS, PAGE_SIZE))
+                block_size = min(max(block_size, MIN_AUTO_BLOCK_V3, _pow2_ceil(frame_size)), MAX_AUTO_BLOCK)
         elif block_size is None:
             block_size = max(_pow2_ceil(frame_size), MIN_AUTO_BLOCK_V12, PAGE_SIZE)
             block_size = min(block_size, max(_pow2_floor(buffer_size // 2), _pow2_ceil(frame_size), PAGE_SIZE))

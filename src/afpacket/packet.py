@@ -80,13 +80,19 @@ class RingMemory:
 class Batch:
     """The lease on a run of frames (V1/V2) or one block (V3). ``views`` is None once handed back."""
 
-    __slots__ = ("copies", "ring", "views")
+    __slots__ = ("block", "copies", "count", "first", "hdrs", "ring", "views")
 
     def __init__(self, ring: RingMemory) -> None:
         self.ring = ring
         self.views: list[memoryview] | None = []
         #: PACKET_COPY_THRESH: full copies of truncated frames, by frame header offset
         self.copies: dict[int, bytes] | None = None
+        #: V1/V2: the frame header offsets in the batch
+        self.hdrs: list[int] = []
+        #: V3: the block's offset, its first packet header, and (all versions) how many packets
+        self.block = 0
+        self.first = 0
+        self.count = 0
 
     def expire(self) -> None:
         views, self.views = self.views, None

@@ -21,7 +21,7 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -197,6 +197,7 @@ class Capture:
         self.copy_thresh = copy_thresh
         self._closed = False
         self._walker: Iterator[Packet | None] | None = None
+        self._batch_reader: Generator[Batch | None, None, None] | None = None
         self._batch: Batch | None = None
         self._cursor = 0
         self._yield_idle = False
@@ -341,12 +342,12 @@ class Capture:
         b.expire()
         u32 = self._ring.u32
         if self.version == 3:
-            give_block_back(u32, self._cursor_block_off)
+            give_block_back(u32, b.block)
             self._cursor = (self._cursor + 1) % self.geometry.block_nr
         else:
-            for h in self._held:
+            for h in b.hdrs:
                 give_frame_back(u32, h)
-            self._cursor = (self._cursor + len(self._held)) % len(self._frame_offsets)
+            self._cursor = (self._cursor + len(b.hdrs)) % len(self._frame_offsets)
 
     def _idle_timeout_ms(self) -> int:
         if self._poll_ms >= 0:
@@ -355,75 +356,85 @@ class Capture:
 
     # -- the walk -------------------------------------------------------------------------------
     def _walk(self) -> Iterator[Packet | None]:
-        """One generator serves iteration and next_packet(); yields None when idle and asked to.
-        (Returned directly, not wrapped: every generator level costs each packet a resume.)"""
-        return self._walk_blocks() if self.version == 3 else self._walk_frames()
+        """One generator serves iteration and next_packet(); yields None when idle and asked to."""
+        cls = self._packet_class
+        pool = new_pool(cls)
+        u32 = self._ring.u32
+        v3 = self.version == 3
+        for batch in self._batches():
+            if batch is None:
+                yield None
+            elif v3:
+                yield from block_packets(u32, batch, batch.first, batch.count, cls, pool)
+            else:
+                yield from frame_packets(batch, batch.hdrs, cls, pool)
 
-    def _end_walk(self) -> None:
-        self._walker = None
-        if not self._closed:
-            self._release_batch()
+    def _batches(self) -> Generator[Batch | None, None, None]:
+        """Each user-owned batch in ring order, handed back to the kernel when the consumer asks for
+        the next one (or stops). Yields None when idle and asked to (next_packet, deadlines)."""
+        try:
+            if self.version == 3:
+                yield from self._block_batches()
+            else:
+                yield from self._frame_batches()
+        finally:
+            self._walker = None
+            if not self._closed:
+                self._release_batch()
 
-    def _walk_frames(self) -> Iterator[Packet | None]:
+    def _frame_batches(self) -> Iterator[Batch | None]:
         ring = self._ring
         u32 = ring.u32
         offsets = self._frame_offsets
         fixup = self.copy_thresh or ring.reinsert
-        cls = self._packet_class
-        pool = new_pool(cls)
-        try:
-            while not self._stop:
-                hdrs = ready_frames(u32, offsets, self._cursor, MAX_FRAME_BATCH)
-                if not hdrs:
-                    if self._wait(self._idle_timeout_ms()) or not self._yield_idle:
-                        continue
-                    yield None
+        while not self._stop:
+            hdrs = ready_frames(u32, offsets, self._cursor, MAX_FRAME_BATCH)
+            if not hdrs:
+                if self._wait(self._idle_timeout_ms()) or not self._yield_idle:
                     continue
-                batch = Batch(ring)
-                self._batch = batch
-                self._held = hdrs
-                if fixup:
-                    self._fixup(batch, hdrs)
-                yield from frame_packets(batch, hdrs, cls, pool)
-                self._release_batch()
-                if self._deadline is not None and self._yield_idle and time.monotonic() >= self._deadline:
-                    yield None
-        finally:
-            self._end_walk()
+                yield None
+                continue
+            batch = Batch(ring)
+            batch.hdrs = hdrs
+            batch.count = len(hdrs)
+            self._batch = batch
+            if fixup:
+                self._fixup(batch, hdrs)
+            yield batch
+            self._release_batch()
+            if self._deadline is not None and self._yield_idle and time.monotonic() >= self._deadline:
+                yield None
 
-    def _walk_blocks(self) -> Iterator[Packet | None]:
+    def _block_batches(self) -> Iterator[Batch | None]:
         ring = self._ring
         u32 = ring.u32
         block_size = self.geometry.block_size
         fixup = ring.reinsert
-        cls = self._packet_class
-        pool = new_pool(cls)
-        try:
-            while not self._stop:
-                boff = self._cursor * block_size
-                if not block_is_user(u32, boff):
-                    if self._wait(self._idle_timeout_ms()) or not self._yield_idle:
-                        continue
-                    yield None
+        while not self._stop:
+            boff = self._cursor * block_size
+            if not block_is_user(u32, boff):
+                if self._wait(self._idle_timeout_ms()) or not self._yield_idle:
                     continue
-                self._cursor_block_off = boff
-                batch = Batch(ring)
-                self._batch = batch
-                _ver, _priv, status, count, first, _blen, seq = abi.TPACKET_BLOCK_DESC.unpack_from(ring.mv, boff)[:7]
-                self.blocks_seen += 1
-                if status & abi.TP_STATUS_LOSING:
-                    self.losing_seen += 1
-                if self._last_seq and seq != self._last_seq + 1:
-                    self.seq_gaps += 1
-                self._last_seq = seq
-                if fixup:
-                    self._fixup(batch, block_offsets(u32, boff + first, count))
-                yield from block_packets(u32, batch, boff + first, count, cls, pool)
-                self._release_batch()
-                if self._deadline is not None and self._yield_idle and time.monotonic() >= self._deadline:
-                    yield None
-        finally:
-            self._end_walk()
+                yield None
+                continue
+            batch = Batch(ring)
+            _ver, _priv, status, count, first, _blen, seq = abi.TPACKET_BLOCK_DESC.unpack_from(ring.mv, boff)[:7]
+            batch.block = boff
+            batch.first = boff + first
+            batch.count = count
+            self._batch = batch
+            self.blocks_seen += 1
+            if status & abi.TP_STATUS_LOSING:
+                self.losing_seen += 1
+            if self._last_seq and seq != self._last_seq + 1:
+                self.seq_gaps += 1
+            self._last_seq = seq
+            if fixup:
+                self._fixup(batch, block_offsets(u32, batch.first, count))
+            yield batch
+            self._release_batch()
+            if self._deadline is not None and self._yield_idle and time.monotonic() >= self._deadline:
+                yield None
 
     def _fixup(self, batch: Batch, hdrs: list[int]) -> None:
         """Per-batch work that only some captures ask for: COPY_THRESH copies and VLAN reinsertion."""
@@ -500,10 +511,7 @@ class Capture:
         walker = self._walker
         try:
             while True:
-                self._deadline = deadline
-                self._yield_idle = deadline is not None
-                if deadline is not None:
-                    self._poll_ms = max(1, min(1000, int((deadline - time.monotonic()) * 1000) + 1))
+                self._arm(deadline)
                 try:
                     pkt = next(walker)
                 except StopIteration:
@@ -520,6 +528,44 @@ class Capture:
             self._deadline = None
             self._yield_idle = False
             self._poll_ms = -1
+
+    def batches(self, duration: float | None = None) -> Iterator[Batch]:
+        """Advanced, for fast paths that handle a whole batch at once (afpacket.dump does): each
+        user-owned batch (``batch.first``/``batch.count`` for a V3 block, ``batch.hdrs`` for V1/V2
+        frames, ``batch.ring`` for the memory). A batch goes back to the kernel when the next one is
+        requested or the iteration ends. Do not mix with a packet iteration that is mid-batch."""
+        self._check()
+        if self._walker is not None and self._batch is not None:
+            raise AfPacketError("a packet iteration holds a batch; finish it before reading batches")
+        self._walker = None
+        deadline = time.monotonic() + duration if duration is not None else None
+        gen = self._batches()
+        self._batch_reader = gen  # so close() can end it
+        try:
+            while True:
+                self._arm(deadline)
+                try:
+                    batch = next(gen)
+                except StopIteration:
+                    return
+                if batch is None:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return
+                    continue
+                yield batch
+        finally:
+            gen.close()
+            self._batch_reader = None
+            self._deadline = None
+            self._yield_idle = False
+            self._poll_ms = -1
+
+    def _arm(self, deadline: float | None) -> None:
+        """Before each step of a bounded read: wake up in time for the deadline, and yield None then."""
+        self._deadline = deadline
+        self._yield_idle = deadline is not None
+        if deadline is not None:
+            self._poll_ms = max(1, min(1000, int((deadline - time.monotonic()) * 1000) + 1))
 
     def stop(self) -> None:
         """Make a running iteration end soon (safe from another thread or a signal handler)."""
@@ -552,12 +598,13 @@ class Capture:
             return
         self._stop = True
         self._closed = True
-        walker, self._walker = self._walker, None
-        if walker is not None and hasattr(walker, "close"):
-            try:
-                walker.close()
-            except ValueError:  # generator running in another thread: it stops at its next step
-                pass
+        for walker in (self._walker, self._batch_reader):
+            if walker is not None and hasattr(walker, "close"):
+                try:
+                    walker.close()
+                except ValueError:  # generator running in another thread: it stops at its next step
+                    pass
+        self._walker = self._batch_reader = None
         b, self._batch = self._batch, None
         if b is not None:
             b.expire()

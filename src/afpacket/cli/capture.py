@@ -157,16 +157,19 @@ def capture_cmd(
     write = sys.stdout.write
     error: str | None = None
     try:
-        for pkt in cap.packets(count=count, duration=duration):
-            if out is not None:
-                out.write_packet(pkt, raw)
-                if out.done:
-                    break
-            captured += 1
-            if show:
-                data, wire = frame_of(pkt, raw)
-                lt = linktype if raw else LINKTYPE_LINUX_SLL
-                write(packet_line(pkt.timestamp_ns, data, wire, lt, time_stamp_precision, link=link) + "\n")
+        if out is not None and not show:
+            out.consume(cap, count, duration)  # block-at-a-time fast path where it applies
+        else:
+            for pkt in cap.packets(count=count, duration=duration):
+                if out is not None:
+                    out.write_packet(pkt, raw)
+                    if out.done:
+                        break
+                captured += 1
+                if show:
+                    data, wire = frame_of(pkt, raw)
+                    lt = linktype if raw else LINKTYPE_LINUX_SLL
+                    write(packet_line(pkt.timestamp_ns, data, wire, lt, time_stamp_precision, link=link) + "\n")
     except AfPacketError as e:
         error = str(e)
     except BrokenPipeError:
@@ -174,6 +177,8 @@ def capture_cmd(
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+        if out is not None:
+            captured = out.written
     _finish(cap, captured, out)
     if error is not None:
         click.echo(f"afpacket: {error}", err=True)

@@ -83,6 +83,18 @@ class RecordWriter:
         finally:
             self._buf.clear()
 
+    def write_raw(self, records: bytes | bytearray | memoryview) -> None:
+        """Append whole records already in this file's format (and byte order).
+
+        For fast paths that format a batch of records at once (afpacket.dump does, a V3 block at a
+        time); the records are buffered and written like any others.
+        """
+        if self._closed or self._failed:
+            self._check_open()
+        self._buf += records
+        if len(self._buf) >= self._threshold:
+            self._commit()
+
     def flush(self) -> None:
         """Write every buffered record to the file and flush it."""
         self._check_open()
