@@ -406,3 +406,24 @@ def test_v3_ring_holds_a_burst_it_has_room_for(net: VethPair) -> None:
         got = sum(1 for _ in cap.packets(duration=2.0))
         st = cap.stats()
     assert (got, st.drops) == (sent, 0)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_frames_gives_the_bytes_of_every_packet(net: VethPair, version: int) -> None:
+    frames = crafted(net, 300)
+    with Capture(net.outer, version=version, block_timeout_ms=2) as cap:
+        net.send(frames)
+        got = list(cap.frames(duration=2))
+        assert list(cap.frames(duration=0.2)) == []  # nothing more arrived
+        net.send(frames[:3])
+        assert list(cap.frames(count=2, duration=3)) == frames[:2]
+        assert list(cap.frames(count=1, duration=3)) == frames[2:3]  # count keeps the rest of a batch
+    assert got == frames
+
+
+def test_frames_reads_copy_thresh_frames_whole(net: VethPair) -> None:
+    small = RingGeometry(version=2, block_size=4096, block_nr=8, frame_size=256, frame_nr=128)
+    big = udp_frame(net.outer_mac, net.inner_mac, b"F" * 1000)
+    with Capture(net.outer, version=2, geometry=small, copy_thresh=True, ignore_outgoing=True) as cap:
+        net.send([big])
+        assert list(cap.frames(count=1, duration=3)) == [big]

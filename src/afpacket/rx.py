@@ -22,8 +22,9 @@ import struct
 import sys
 import time
 from collections.abc import Generator, Iterator
+from itertools import islice
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from . import abi
 from .errors import AfPacketError, CaptureClosedError, LinkDownError, os_error
@@ -36,6 +37,7 @@ from .sock import PacketSocket, SocketStats
 if TYPE_CHECKING:
     from .tx import Transmitter
 
+_T = TypeVar("_T")
 _new_packet = object.__new__
 _USER = abi.TP_STATUS_USER
 #: how many ready V1/V2 frames one batch may take before handing them back
@@ -502,32 +504,47 @@ class Capture:
     def packets(self, count: int | None = None, duration: float | None = None) -> Iterator[Packet]:
         """At most ``count`` packets, for at most ``duration`` seconds (either may be None)."""
         self._check()
-        deadline = time.monotonic() + duration if duration is not None else None
-        taken = 0
         if count is not None and count <= 0:
-            return
+            return iter(())
         if self._walker is None:
             self._walker = self._walk()
-        walker = self._walker
-        try:
-            while True:
-                self._arm(deadline)
-                try:
-                    pkt = next(walker)
-                except StopIteration:
-                    return
-                if pkt is None:
-                    if deadline is not None and time.monotonic() >= deadline:
-                        return
-                    continue
-                yield pkt
-                taken += 1
-                if taken == count:
-                    return
-        finally:
-            self._deadline = None
-            self._yield_idle = False
-            self._poll_ms = -1
+        deadline = time.monotonic() + duration if duration is not None else None
+        bounded = self._bounded(self._walker, deadline)
+        return bounded if count is None else islice(bounded, count)
+
+    def frames(self, count: int | None = None, duration: float | None = None) -> Iterator[bytes]:
+        """Just the bytes of each packet, copied out of the ring (no lifetime rules, no metadata).
+
+        The fastest way to see every packet from Python: no packet object is made, and each frame is
+        one slice of the mapping. Stops after ``duration`` seconds or at stop()/close(), always
+        between batches. Leaving the loop early (``break``) hands the rest of the current batch back
+        to the kernel; with ``count`` it stops exactly after that many frames and keeps the rest for
+        the next read (through the packet walker, a little slower). VLAN tags as the ring holds them
+        (put back in place with ``reinsert_vlan=True``)."""
+        self._check()
+        if count is not None or self.copy_thresh:
+            # copy_thresh: full copies of truncated frames live beside the ring, in packet objects
+            return (bytes(p) for p in self.packets(count=count, duration=duration))
+        return self._frame_bytes(duration)
+
+    def _frame_bytes(self, duration: float | None) -> Iterator[bytes]:
+        ring = self._ring
+        mapping, u16, u32, snaplen = ring.map, ring.u16, ring.u32, ring.snaplen
+        off_mac, off_snap = ring.off_mac, ring.off_snap
+        if self.version != 3:
+            for batch in self.batches(duration):
+                for h in batch.hdrs:
+                    start = h + u16[(h + off_mac) >> 1]
+                    cap = u32[(h + off_snap) >> 2]
+                    yield mapping[start : start + (cap if cap < snaplen else snaplen)]
+            return
+        for batch in self.batches(duration):
+            h = batch.first
+            for _ in range(batch.count):
+                start = h + u16[(h + off_mac) >> 1]
+                cap = u32[(h + off_snap) >> 2]
+                yield mapping[start : start + (cap if cap < snaplen else snaplen)]
+                h += u32[h >> 2]
 
     def batches(self, duration: float | None = None) -> Iterator[Batch]:
         """Advanced, for fast paths that handle a whole batch at once (afpacket.dump does): each
@@ -542,20 +559,26 @@ class Capture:
         gen = self._batches()
         self._batch_reader = gen  # so close() can end it
         try:
-            while True:
-                self._arm(deadline)
-                try:
-                    batch = next(gen)
-                except StopIteration:
-                    return
-                if batch is None:
-                    if deadline is not None and time.monotonic() >= deadline:
-                        return
-                    continue
-                yield batch
+            yield from self._bounded(gen, deadline)
         finally:
             gen.close()
             self._batch_reader = None
+
+    def _bounded(self, source: Iterator[_T | None], deadline: float | None) -> Iterator[_T]:
+        """The items of a walker until it ends or the deadline passes (walkers yield None when idle)."""
+        try:
+            while True:
+                self._arm(deadline)
+                try:
+                    item = next(source)
+                except StopIteration:
+                    return
+                if item is None:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return
+                    continue
+                yield item
+        finally:
             self._deadline = None
             self._yield_idle = False
             self._poll_ms = -1
