@@ -427,3 +427,28 @@ def test_frames_reads_copy_thresh_frames_whole(net: VethPair) -> None:
     with Capture(net.outer, version=2, geometry=small, copy_thresh=True, ignore_outgoing=True) as cap:
         net.send([big])
         assert list(cap.frames(count=1, duration=3)) == [big]
+
+
+def test_buffers_derived_from_views_do_not_break_the_walk_or_close(net: VethPair) -> None:
+    # Views the capture hands out are revoked with their batch; buffers made *from* them (another
+    # memoryview, an exported buffer) cannot be revoked from Python. They must not break anything.
+    frames = crafted(net, 6)
+    cap = Capture(net.outer, version=3, block_timeout_ms=2)
+    net.send(frames[:2])
+    p = cap.next_packet(timeout=3)
+    assert p is not None
+    derived = memoryview(p.data)
+    exported = p.data
+    import pickle
+
+    pinned = pickle.PickleBuffer(exported)  # holds an export of the view itself (as numpy arrays do)
+    pinned2 = exported.cast("B")
+    time.sleep(0.05)
+    net.send(frames[2:])
+    got = [bytes(q) for q in cap.packets(count=5, duration=3)]
+    assert got == frames[1:]
+    with pytest.warns(ResourceWarning, match="derived from a packet's data view"):
+        cap.close()
+    with pytest.raises(CaptureClosedError):
+        cap.stats()
+    del derived, pinned, pinned2, exported

@@ -98,7 +98,13 @@ class Batch:
         views, self.views = self.views, None
         if views:
             for v in views:
-                v.release()
+                try:
+                    v.release()
+                except BufferError:
+                    # Something holds a buffer exported from this view (struct.unpack_from is done
+                    # by now; a numpy array from np.frombuffer is not): it cannot be revoked from
+                    # Python. Documented: copy with bytes(pkt) to keep data beyond the batch.
+                    pass
 
 
 class Packet:

@@ -13,6 +13,7 @@ import errno
 import mmap
 import os
 import socket
+import warnings
 import weakref
 from dataclasses import dataclass
 
@@ -203,7 +204,18 @@ class PacketSocket:
         _live.discard(self)
         m, self.map = self.map, None
         if m is not None and not self.forked:
-            m.close()
+            try:
+                m.close()
+            except BufferError:
+                # Someone still holds a buffer made from a packet view (memoryview(pkt.data), a
+                # cast, a numpy array): the mapping stays until that is gone. Closing the socket
+                # below still frees the ring in the kernel; those buffers just no longer change.
+                warnings.warn(
+                    "a buffer derived from a packet's data view is still alive; the ring stays mapped "
+                    "until it is released (copy with bytes(pkt) to keep data)",
+                    ResourceWarning,
+                    stacklevel=3,
+                )
         self.sock.close()
 
     def _disown(self) -> None:
