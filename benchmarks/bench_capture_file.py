@@ -12,7 +12,7 @@ Capturers, each writing to a file in a temp dir on disk (``--dir``, default /var
 * ``tcpdump``: ``tcpdump -i OUTER -p -n -w FILE -B 65536``; counts from its summary.
 * ``cli``:     ``python -m afpacket capture -i OUTER -p -w FILE -B 65536 [--format F]``; counts from its
   summary on stderr.
-* ``api``:     a child process running ``afpacket.dump.dump(Capture(OUTER, version=3,
+* ``api``:     a child process running ``afpacket.tofile.dump(Capture(OUTER, version=3,
   buffer_size=64 << 20), FILE, fmt=F)``, stopped by ``Capture.stop()`` from a SIGINT handler.
 
 Run as root:  python benchmarks/bench_capture_file.py [--count 2000000] [--formats pcap,pcapng]
@@ -56,7 +56,7 @@ class FileRow(Row):
 # -- the API capture process -----------------------------------------------------------------------
 def worker(iface: str, path: str, fmt: str, buffer_size: int, block_kb: int, profile: str | None) -> None:
     import afpacket
-    from afpacket.dump import dump
+    from afpacket.tofile import dump
 
     kw = {"block_size": block_kb << 10} if block_kb else {}
     cap = afpacket.Capture(iface, version=3, buffer_size=buffer_size, **kw)
@@ -199,7 +199,7 @@ def print_table(rows: list[FileRow], tg_alone: list[float], args: argparse.Names
     print()
     print("  tcpdump      tcpdump -i OUTER -p -n -w FILE -B 65536 (C, libpcap V3; pcap only)")
     print("  cli-FMT      python -m afpacket capture -i OUTER -p -w FILE -B 65536 --format FMT (SIGINT to stop)")
-    print("  api-FMT      afpacket.dump.dump(Capture(OUTER, version=3, buffer_size=64<<20), FILE, fmt=FMT)"
+    print("  api-FMT      afpacket.tofile.dump(Capture(OUTER, version=3, buffer_size=64<<20), FILE, fmt=FMT)"
           + (f" with block_size={args.block_kb} KiB" if args.block_kb else ""))
     print("  in file      records counted with afpacket.savefile.open_reader" +
           (" and capinfos -c" if not args.no_capinfos and shutil.which("capinfos") else ""))

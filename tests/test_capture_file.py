@@ -17,9 +17,9 @@ import pytest
 from conftest import ether, trafgen, udp_frame
 
 from afpacket import Capture
-from afpacket.dump import dump
 from afpacket.savefile import open_reader
 from afpacket.testnet import VethPair
+from afpacket.tofile import dump
 
 AFPACKET = [sys.executable, "-m", "afpacket"]
 

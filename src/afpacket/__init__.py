@@ -46,8 +46,8 @@ from .filter import BpfProgram, compile_filter  # noqa: E402
 
 __all__ += ["BpfProgram", "compile_filter"]
 
-from .dump import CaptureFile, dump, tee  # noqa: E402
 from .savefile import PcapngReader, PcapngWriter, PcapReader, PcapWriter, Record, open_reader  # noqa: E402
+from .tofile import CaptureFile, dump, tee  # noqa: E402
 from .tx import RejectedFrame, TransmitStats, Transmitter, TransmitWarning, TxSlot  # noqa: E402
 
 __all__ += [

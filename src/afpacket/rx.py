@@ -547,7 +547,7 @@ class Capture:
                 h += u32[h >> 2]
 
     def batches(self, duration: float | None = None) -> Iterator[Batch]:
-        """Advanced, for fast paths that handle a whole batch at once (afpacket.dump does): each
+        """Advanced, for fast paths that handle a whole batch at once (afpacket.tofile does): each
         user-owned batch (``batch.first``/``batch.count`` for a V3 block, ``batch.hdrs`` for V1/V2
         frames, ``batch.ring`` for the memory). A batch goes back to the kernel when the next one is
         requested or the iteration ends. Do not mix with a packet iteration that is mid-batch."""

@@ -10,11 +10,11 @@ import click
 
 from .. import abi
 from ..dissect import packet_line
-from ..dump import CaptureFile, frame_of, open_for
 from ..errors import AfPacketError
 from ..interfaces import ANY, list_interfaces
 from ..rx import Capture
 from ..savefile.linktype import LINKTYPE_LINUX_SLL, describe, linktype_for
+from ..tofile import CaptureFile, frame_of, open_for
 from . import main
 
 

@@ -86,7 +86,7 @@ class RecordWriter:
     def write_raw(self, records: bytes | bytearray | memoryview) -> None:
         """Append whole records already in this file's format (and byte order).
 
-        For fast paths that format a batch of records at once (afpacket.dump does, a V3 block at a
+        For fast paths that format a batch of records at once (afpacket.tofile does, a V3 block at a
         time); the records are buffered and written like any others.
         """
         if self._closed or self._failed:
