@@ -72,7 +72,7 @@ def traffic(net: VethPair) -> list[bytes]:
     return frames
 
 
-@pytest.mark.parametrize(("fmt", "version"), [("pcap", 3), ("pcapng", 2), ("pcap", 1)])
+@pytest.mark.parametrize(("fmt", "version"), [("pcap", 3), ("pcapng", 3), ("pcapng", 2), ("pcap", 1)])
 def test_same_packets_as_tcpdump_byte_for_byte(quiet_net: VethPair, tmp_path: Path, fmt: str, version: int) -> None:
     net = quiet_net
     ours, theirs = tmp_path / f"ours.{fmt}", tmp_path / "theirs.pcap"
@@ -272,3 +272,23 @@ def test_dump_block_fast_path_honours_count_and_precision(quiet_net: VethPair, t
     ours = list(open_reader(str(path)))
     sub_us = [r.timestamp_ns % 1000 for r in ours]
     assert any(sub_us) if nano else not any(sub_us)
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_block_fast_path_writes_what_the_packet_path_writes(quiet_net: VethPair, tmp_path: Path, fmt: str) -> None:
+    from afpacket.tofile import open_for
+
+    net = quiet_net
+    frames = traffic(net)
+    fast, slow = tmp_path / f"fast.{fmt}", tmp_path / f"slow.{fmt}"
+    with Capture(net.outer, version=3, block_timeout_ms=2) as a, Capture(net.outer, version=3, block_timeout_ms=2) as b:
+        net.send(frames)
+        time.sleep(0.2)
+        assert dump(a, str(fast), fmt=fmt, duration=0.5, nanosecond=True) == len(frames)  # block at a time
+        out = open_for(b, str(slow), fmt, nanosecond=True)
+        for pkt in b.packets(count=len(frames), duration=3):  # packet by packet
+            out.write_packet(pkt, True)
+        out.close()
+    f = [(r.data, r.wire_len, r.flags, r.interface_id) for r in open_reader(str(fast))]
+    s = [(r.data, r.wire_len, r.flags, r.interface_id) for r in open_reader(str(slow))]
+    assert f == s and [d for d, *_ in f] == frames

@@ -19,6 +19,7 @@ from .errors import SavefileError
 from .packet import Packet, RingMemory
 from .rx import Capture
 from .savefile import LINKTYPE_LINUX_SLL, PcapngWriter, PcapWriter, linktype_for
+from .savefile.record import PKTTYPE_TO_EPB_FLAGS
 
 Format = Literal["pcap", "pcapng"]
 _SLL = struct.Struct("!HHH8sH")
@@ -183,11 +184,12 @@ class CaptureFile:
 
     def consume(self, capture: Capture, count: int | None = None, duration: float | None = None) -> int:
         """Write the capture's packets until ``count``, ``duration``, stop() or the end of -W files;
-        returns how many were written. One pcap file of a V3 SOCK_RAW capture takes the block fast
-        path (:func:`pcap_block_records`); everything else goes packet by packet."""
+        returns how many were written. One file (pcap, or pcapng of a named interface) of a V3
+        SOCK_RAW capture takes the block fast path (:func:`pcap_block_records`,
+        :func:`pcapng_block_records`); everything else goes packet by packet."""
         raw = capture.sock_type == "raw"
-        if (self.fmt == "pcap" and raw and capture.version == 3 and not capture.copy_thresh
-                and not self.file_size and not self.rotate_seconds):
+        if (raw and capture.version == 3 and not capture.copy_thresh and not self.file_size
+                and not self.rotate_seconds and (self.fmt == "pcap" or self.ifindex in self._ids)):
             return self._consume_blocks(capture, count, duration)
         start = self.written
         for pkt in capture.packets(count=count, duration=duration):
@@ -198,14 +200,18 @@ class CaptureFile:
 
     def _consume_blocks(self, capture: Capture, count: int | None, duration: float | None) -> int:
         w = self._writer
-        assert isinstance(w, PcapWriter)
+        assert w is not None
         start = self.written
         records = bytearray()
+        iface_id = self._ids.get(self.ifindex, 0)
         for batch in capture.batches(duration=duration):
             n = self.written - start
             take = batch.count if count is None else min(batch.count, count - n)
             records.clear()
-            pcap_block_records(batch.ring, batch.first, take, self.nanosecond, self.snaplen, records)
+            if isinstance(w, PcapWriter):
+                pcap_block_records(batch.ring, batch.first, take, self.nanosecond, self.snaplen, records)
+            else:
+                pcapng_block_records(batch.ring, batch.first, take, iface_id, self.nanosecond, self.snaplen, records)
             w.write_raw(records)
             self._bytes += len(records)
             self.written += take
@@ -259,6 +265,57 @@ def pcap_block_records(
         off += nxt
 
 
+# pcapng Enhanced Packet Block, little endian: type, total length, interface, ts high, ts low, caplen, wire
+# length; then the data padded to 4, the epb_flags option, opt_endofopt and the total length again.
+_EPB_TYPE = 6
+_EPB_HEAD = struct.Struct("<IIIIIII")
+_EPB_TAILS = tuple(struct.Struct(f"<{-n & 3}xHHIHHI") for n in range(4))
+_EPB_FIXED = _EPB_HEAD.size + 16
+_OPT_EPB_FLAGS = 2
+#: epb_flags by Linux packet type (0..7), from the savefile module's mapping
+_EPB_FLAGS = [PKTTYPE_TO_EPB_FLAGS.get(t, 0) for t in range(8)]
+
+
+def pcapng_block_records(
+    ring: RingMemory, first: int, count: int, iface_id: int, nanosecond: bool, snaplen: int, out: bytearray
+) -> None:
+    """Append pcapng EPBs (little endian, with direction flags) for ``count`` packets of a V3 block.
+
+    The pcapng twin of :func:`pcap_block_records`, for one interface: what PcapngWriter.write would
+    write for each packet, a block at a time. Stripped VLAN tags are put back.
+    """
+    mv = ring.mv
+    unpack = abi.TPACKET3_HDR.unpack_from
+    head = _EPB_HEAD.pack
+    tails = [t.pack for t in _EPB_TAILS]
+    tag = _TAG.pack
+    flags_of = _EPB_FLAGS
+    pkttype_at = ring.sll_off + 10  # sockaddr_ll.sll_pkttype
+    tagged_bits = abi.TP_STATUS_VLAN_VALID
+    tpid_valid = abi.TP_STATUS_VLAN_TPID_VALID
+    reinserted = ring.reinsert
+    off = first
+    for _ in range(count):
+        nxt, sec, nsec, snap, wire, st, mac, _net, _rxhash, tci, tpid = unpack(mv, off)
+        cap = snap if snap < snaplen else snaplen
+        start = off + mac
+        ticks = sec * 1_000_000_000 + nsec if nanosecond else sec * 1_000_000 + nsec // 1000
+        flags = flags_of[mv[off + pkttype_at] & 7]
+        if (st & tagged_bits or tci) and not reinserted and cap >= 12:
+            total = _EPB_FIXED + cap + 4 + (-(cap + 4) & 3)
+            out += head(_EPB_TYPE, total, iface_id, ticks >> 32, ticks & 0xFFFFFFFF, cap + 4, wire + 4)
+            out += mv[start : start + 12]
+            out += tag(tpid if st & tpid_valid and tpid else abi.ETH_P_8021Q, tci & 0xFFFF)
+            out += mv[start + 12 : start + cap]
+            out += tails[(cap + 4) & 3](_OPT_EPB_FLAGS, 4, flags, 0, 0, total)
+        else:
+            total = _EPB_FIXED + cap + (-cap & 3)
+            out += head(_EPB_TYPE, total, iface_id, ticks >> 32, ticks & 0xFFFFFFFF, cap, wire)
+            out += mv[start : start + cap]
+            out += tails[cap & 3](_OPT_EPB_FLAGS, 4, flags, 0, 0, total)
+        off += nxt
+
+
 def open_for(capture: Capture, path: str, fmt: Format = "pcap", **kwargs: object) -> CaptureFile:
     """A CaptureFile whose link type, snaplen and interface come from ``capture``."""
     raw = capture.sock_type == "raw"
@@ -289,4 +346,6 @@ def dump(capture: Capture, path: str, *, fmt: Format = "pcap", count: int | None
     return n
 
 
-__all__ = ["CaptureFile", "cooked_header", "dump", "frame_of", "open_for", "pcap_block_records", "tee"]
+__all__ = [
+    "CaptureFile", "cooked_header", "dump", "frame_of", "open_for", "pcap_block_records", "pcapng_block_records", "tee",
+]
