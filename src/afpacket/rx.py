@@ -45,11 +45,6 @@ MAX_FRAME_BATCH = 256
 
 
 # -- ownership predicates --------------------------------------------------------------------------
-def frame_is_user(u32: memoryview, hdr: int) -> bool:
-    """V1/V2: the kernel filled this frame and handed it over (low word of tp_status)."""
-    return bool(u32[hdr >> 2] & _USER)
-
-
 def block_is_user(u32: memoryview, block: int) -> bool:
     """V3: the kernel retired this block and handed it over (block_status)."""
     return bool(u32[(block + abi.BLOCK_OFF_STATUS) >> 2] & _USER)
@@ -75,7 +70,7 @@ def ready_frames(u32: memoryview, offsets: list[int], start: int, limit: int) ->
         limit = n  # never take a frame twice in one batch
     while len(out) < limit:
         off = offsets[i]
-        if not u32[off >> 2] & _USER:
+        if not u32[off >> 2] & _USER:  # the frame is the kernel's (low word of tp_status)
             break
         out.append(off)
         i += 1
