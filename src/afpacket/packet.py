@@ -284,9 +284,9 @@ class Packet:
         """
         r = self._ring()
         data = bytes(self)
-        if r.reinsert or not r.raw or r.version == 1 or not self.vlan_present or len(data) < 12:
+        if r.reinsert or not r.raw or r.version == 1 or not self.vlan_present:
             return data
-        return data[:12] + struct.pack("!HH", self.vlan_tpid, self.vlan_tci) + data[12:]
+        return insert_tag(data, self.vlan_tpid, self.vlan_tci)
 
     def copy(self) -> CopiedPacket:
         """Everything about the packet, copied out of the ring: valid forever."""
@@ -386,9 +386,16 @@ class CopiedPacket:
         return self.data
 
     def tagged(self) -> bytes:
-        if not self.vlan_present or self.tag_in_data or len(self.data) < 12:
+        if not self.vlan_present or self.tag_in_data:
             return self.data
-        return self.data[:12] + struct.pack("!HH", self.vlan_tpid, self.vlan_tci) + self.data[12:]
+        return insert_tag(self.data, self.vlan_tpid, self.vlan_tci)
+
+
+def insert_tag(frame: bytes, tpid: int, tci: int) -> bytes:
+    """``frame`` with an 802.1Q/802.1ad tag after its MAC addresses (unchanged if it has none)."""
+    if len(frame) < 12:
+        return frame
+    return frame[:12] + struct.pack("!HH", tpid, tci) + frame[12:]
 
 
 _STATUS_BITS = [

@@ -19,11 +19,12 @@ from .errors import SavefileError
 from .packet import Packet, RingMemory
 from .rx import Capture
 from .savefile import LINKTYPE_LINUX_SLL, PcapngWriter, PcapWriter, linktype_for
+from .savefile.pcap import RECORD_LE as PCAP_RECORD
+from .savefile.pcapng import EPB_FIXED_FLAGS, EPB_HEAD, EPB_TAILS_FLAGS, EPB_TYPE, OPT_EPB_FLAGS
 from .savefile.record import PKTTYPE_TO_EPB_FLAGS
 
 Format = Literal["pcap", "pcapng"]
 _SLL = struct.Struct("!HHH8sH")
-_PCAP_RECORD = struct.Struct("<IIII")  # little endian, as PcapWriter writes
 _TAG = struct.Struct("!HH")
 
 
@@ -243,7 +244,7 @@ def pcap_block_records(
     """
     mv = ring.mv
     unpack = abi.TPACKET3_HDR.unpack_from
-    pack = _PCAP_RECORD.pack
+    pack = PCAP_RECORD.pack
     tag = _TAG.pack
     tagged_bits = abi.TP_STATUS_VLAN_VALID
     tpid_valid = abi.TP_STATUS_VLAN_TPID_VALID
@@ -265,13 +266,6 @@ def pcap_block_records(
         off += nxt
 
 
-# pcapng Enhanced Packet Block, little endian: type, total length, interface, ts high, ts low, caplen, wire
-# length; then the data padded to 4, the epb_flags option, opt_endofopt and the total length again.
-_EPB_TYPE = 6
-_EPB_HEAD = struct.Struct("<IIIIIII")
-_EPB_TAILS = tuple(struct.Struct(f"<{-n & 3}xHHIHHI") for n in range(4))
-_EPB_FIXED = _EPB_HEAD.size + 16
-_OPT_EPB_FLAGS = 2
 #: epb_flags by Linux packet type (0..7), from the savefile module's mapping
 _EPB_FLAGS = [PKTTYPE_TO_EPB_FLAGS.get(t, 0) for t in range(8)]
 
@@ -286,8 +280,8 @@ def pcapng_block_records(
     """
     mv = ring.mv
     unpack = abi.TPACKET3_HDR.unpack_from
-    head = _EPB_HEAD.pack
-    tails = [t.pack for t in _EPB_TAILS]
+    head = EPB_HEAD.pack
+    tails = [t.pack for t in EPB_TAILS_FLAGS]
     tag = _TAG.pack
     flags_of = _EPB_FLAGS
     pkttype_at = ring.sll_off + 10  # sockaddr_ll.sll_pkttype
@@ -302,17 +296,17 @@ def pcapng_block_records(
         ticks = sec * 1_000_000_000 + nsec if nanosecond else sec * 1_000_000 + nsec // 1000
         flags = flags_of[mv[off + pkttype_at] & 7]
         if (st & tagged_bits or tci) and not reinserted and cap >= 12:
-            total = _EPB_FIXED + cap + 4 + (-(cap + 4) & 3)
-            out += head(_EPB_TYPE, total, iface_id, ticks >> 32, ticks & 0xFFFFFFFF, cap + 4, wire + 4)
+            total = EPB_FIXED_FLAGS + cap + 4 + (-(cap + 4) & 3)
+            out += head(EPB_TYPE, total, iface_id, ticks >> 32, ticks & 0xFFFFFFFF, cap + 4, wire + 4)
             out += mv[start : start + 12]
             out += tag(tpid if st & tpid_valid and tpid else abi.ETH_P_8021Q, tci & 0xFFFF)
             out += mv[start + 12 : start + cap]
-            out += tails[(cap + 4) & 3](_OPT_EPB_FLAGS, 4, flags, 0, 0, total)
+            out += tails[(cap + 4) & 3](OPT_EPB_FLAGS, 4, flags, 0, 0, total)
         else:
-            total = _EPB_FIXED + cap + (-cap & 3)
-            out += head(_EPB_TYPE, total, iface_id, ticks >> 32, ticks & 0xFFFFFFFF, cap, wire)
+            total = EPB_FIXED_FLAGS + cap + (-cap & 3)
+            out += head(EPB_TYPE, total, iface_id, ticks >> 32, ticks & 0xFFFFFFFF, cap, wire)
             out += mv[start : start + cap]
-            out += tails[cap & 3](_OPT_EPB_FLAGS, 4, flags, 0, 0, total)
+            out += tails[cap & 3](OPT_EPB_FLAGS, 4, flags, 0, 0, total)
         off += nxt
 
 

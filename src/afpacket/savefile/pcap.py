@@ -25,14 +25,15 @@ _MAX_CAPLEN_CEILING: Final = 1 << 24
 
 _FILE_HEADER_LE: Final = struct.Struct("<IHHiIII")
 _FILE_HEADER_BE: Final = struct.Struct(">IHHiIII")
-_RECORD_LE: Final = struct.Struct("<IIII")
+#: one little-endian record header: seconds, fraction, captured length, wire length
+RECORD_LE: Final = struct.Struct("<IIII")
 _RECORD_BE: Final = struct.Struct(">IIII")
 _CAPLEN_LE: Final = struct.Struct("<I")
 
 # The magic as it reads when taken as little-endian bytes -> (record struct, file header struct, ns?)
 _MAGICS: Final = {
-    MAGIC_MICRO: (_RECORD_LE, _FILE_HEADER_LE, False),
-    MAGIC_NANO: (_RECORD_LE, _FILE_HEADER_LE, True),
+    MAGIC_MICRO: (RECORD_LE, _FILE_HEADER_LE, False),
+    MAGIC_NANO: (RECORD_LE, _FILE_HEADER_LE, True),
     int.from_bytes(MAGIC_MICRO.to_bytes(4, "big"), "little"): (_RECORD_BE, _FILE_HEADER_BE, False),
     int.from_bytes(MAGIC_NANO.to_bytes(4, "big"), "little"): (_RECORD_BE, _FILE_HEADER_BE, True),
 }
@@ -76,7 +77,7 @@ class PcapWriter(RecordWriter):
         self.snaplen = snaplen
         self.nanosecond = nanosecond
         self._unit_ns = 1 if nanosecond else 1000
-        self._pack = _RECORD_LE.pack
+        self._pack = RECORD_LE.pack
         magic = MAGIC_NANO if nanosecond else MAGIC_MICRO
         self._start(_FILE_HEADER_LE.pack(magic, 2, 4, 0, 0, snaplen, linktype))
 

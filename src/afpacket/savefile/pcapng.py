@@ -43,13 +43,13 @@ OPT_ISB_IFDROP: Final = 5
 MAX_BLOCK_SIZE: Final = 16 * 1024 * 1024
 
 _PADS: Final = (b"", b"\0\0\0", b"\0\0", b"\0")  # indexed by length % 4
-_EPB_HEAD: Final = struct.Struct("<IIIIIII")  # type, total length, interface, ts high, ts low, caplen, wire len
+EPB_HEAD: Final = struct.Struct("<IIIIIII")  # type, total length, interface, ts high, ts low, caplen, wire len
 # What follows the packet bytes, indexed by caplen % 4 so the padding comes in the same pack call:
 # padding, then total length; or padding, the epb_flags option, opt_endofopt, total length.
 _EPB_TAILS: Final = tuple(struct.Struct(f"<{-n & 3}xI") for n in range(4))
-_EPB_TAILS_FLAGS: Final = tuple(struct.Struct(f"<{-n & 3}xHHIHHI") for n in range(4))
-_EPB_FIXED: Final = _EPB_HEAD.size + 4
-_EPB_FIXED_FLAGS: Final = _EPB_HEAD.size + 16
+EPB_TAILS_FLAGS: Final = tuple(struct.Struct(f"<{-n & 3}xHHIHHI") for n in range(4))
+_EPB_FIXED: Final = EPB_HEAD.size + 4
+EPB_FIXED_FLAGS: Final = EPB_HEAD.size + 16
 _BLOCK_LEN_LE: Final = struct.Struct("<I")
 
 
@@ -169,9 +169,9 @@ class PcapngWriter(RecordWriter):
             caplen = snaplen
             data = data[:caplen]
         ticks = ts_ns // tick_ns
-        total = (_EPB_FIXED if pkttype is None else _EPB_FIXED_FLAGS) + caplen + (-caplen & 3)
+        total = (_EPB_FIXED if pkttype is None else EPB_FIXED_FLAGS) + caplen + (-caplen & 3)
         try:
-            head = _EPB_HEAD.pack(EPB_TYPE, total, interface_id, ticks >> 32, ticks & 0xFFFFFFFF, caplen, wire_len)
+            head = EPB_HEAD.pack(EPB_TYPE, total, interface_id, ticks >> 32, ticks & 0xFFFFFFFF, caplen, wire_len)
         except struct.error:
             raise SavefileError(
                 f"{self.name}: cannot store timestamp {ts_ns} ns or length {wire_len} in an EPB"
@@ -183,7 +183,7 @@ class PcapngWriter(RecordWriter):
             buf += _EPB_TAILS[caplen & 3].pack(total)
         else:
             flags = PKTTYPE_TO_EPB_FLAGS.get(pkttype, 0)
-            buf += _EPB_TAILS_FLAGS[caplen & 3].pack(OPT_EPB_FLAGS, 4, flags, 0, 0, total)
+            buf += EPB_TAILS_FLAGS[caplen & 3].pack(OPT_EPB_FLAGS, 4, flags, 0, 0, total)
         if len(buf) >= self._threshold:
             self._commit()
 
