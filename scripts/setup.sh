@@ -5,12 +5,16 @@ cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v trafgen >/dev/null || ! command -v tshark >/dev/null || ! command -v tcpreplay >/dev/null \
    || ! command -v tcpdump >/dev/null || ! command -v gcc >/dev/null || ! command -v ip >/dev/null \
-   || [ ! -e /usr/include/linux/if_packet.h ] || ! ldconfig -p | grep -q 'libpcap\.so'; then
+   || [ ! -e /usr/include/linux/if_packet.h ] || ! ldconfig -p | grep -q 'libpcap\.so' \
+   || [ ! -e "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" ]; then
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
-    tcpdump netsniff-ng tcpreplay tshark iproute2 gcc libc6-dev linux-libc-dev libpcap-dev util-linux procps >/dev/null
+    tcpdump netsniff-ng tcpreplay tshark iproute2 gcc libc6-dev linux-libc-dev libpcap-dev util-linux procps \
+    python3-dev >/dev/null
 fi
 pip_install() { python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "$@"; }
+# The C ring kernels are built by pip from setup.py (gcc + the Python headers above); without them the
+# install still succeeds with the pure-Python core. Set AFPACKET_REQUIRE_EXTENSIONS=1 to make that an error.
 # Debian's own python3 marks itself externally managed; a pyenv/venv python does not.
 pip_install -e '.[test]' 2>/dev/null || pip_install --break-system-packages -e '.[test]'

@@ -14,12 +14,30 @@ from collections.abc import Iterator
 
 import pytest
 
+from afpacket import ring
 from afpacket.testnet import INNER_IP, OUTER_IP, VethPair
+
+#: The ring kernels the whole suite runs against, as multidict's and yarl's suites do. With
+#: AFPACKET_REQUIRE_EXTENSIONS=1 (CI) a missing C core is a failure, not a quiet pure-Python run.
+CORES = ring.available()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     if os.geteuid() != 0:
         raise pytest.UsageError("afpacket's tests open AF_PACKET sockets and make network namespaces: run as root")
+    if os.environ.get("AFPACKET_REQUIRE_EXTENSIONS", "") not in ("", "0") and "c" not in CORES:
+        raise pytest.UsageError("AFPACKET_REQUIRE_EXTENSIONS=1 but the C ring kernels did not load")
+
+
+@pytest.fixture(params=CORES, autouse=True)
+def core(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test runs once per ring kernel implementation ("c", "python")."""
+    previous = ring.IMPLEMENTATION
+    ring.use(request.param)
+    try:
+        yield request.param
+    finally:
+        ring.use(previous)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from afpacket import abi
+from afpacket.ring.layout import BLOCK, LAYOUTS, FrameLayout
 
 # (C expression, value afpacket uses)
 CHECKS: list[tuple[str, int]] = [
@@ -29,40 +30,13 @@ CHECKS: list[tuple[str, int]] = [
     ("TPACKET2_HDRLEN", abi.TPACKET2_HDRLEN),
     ("TPACKET3_HDRLEN", abi.TPACKET3_HDRLEN),
     ("TPACKET_ALIGNMENT", abi.TPACKET_ALIGNMENT),
-    # field offsets the ring walkers read directly
-    ("offsetof(struct tpacket_hdr, tp_status)", abi.OFF_STATUS[1]),
-    ("offsetof(struct tpacket_hdr, tp_len)", abi.OFF_LEN[1]),
-    ("offsetof(struct tpacket_hdr, tp_snaplen)", abi.OFF_SNAPLEN[1]),
-    ("offsetof(struct tpacket_hdr, tp_mac)", abi.OFF_MAC[1]),
-    ("offsetof(struct tpacket_hdr, tp_sec)", 20),
-    ("offsetof(struct tpacket_hdr, tp_usec)", 24),
-    ("offsetof(struct tpacket2_hdr, tp_status)", abi.OFF_STATUS[2]),
-    ("offsetof(struct tpacket2_hdr, tp_len)", abi.OFF_LEN[2]),
-    ("offsetof(struct tpacket2_hdr, tp_snaplen)", abi.OFF_SNAPLEN[2]),
-    ("offsetof(struct tpacket2_hdr, tp_mac)", abi.OFF_MAC[2]),
-    ("offsetof(struct tpacket2_hdr, tp_sec)", 16),
-    ("offsetof(struct tpacket2_hdr, tp_nsec)", 20),
-    ("offsetof(struct tpacket2_hdr, tp_vlan_tci)", 24),
-    ("offsetof(struct tpacket2_hdr, tp_vlan_tpid)", 26),
-    ("offsetof(struct tpacket3_hdr, tp_next_offset)", abi.V3_OFF_NEXT_OFFSET),
-    ("offsetof(struct tpacket3_hdr, tp_sec)", 4),
-    ("offsetof(struct tpacket3_hdr, tp_nsec)", 8),
-    ("offsetof(struct tpacket3_hdr, tp_snaplen)", abi.OFF_SNAPLEN[3]),
-    ("offsetof(struct tpacket3_hdr, tp_len)", abi.OFF_LEN[3]),
-    ("offsetof(struct tpacket3_hdr, tp_status)", abi.OFF_STATUS[3]),
-    ("offsetof(struct tpacket3_hdr, tp_mac)", abi.OFF_MAC[3]),
-    ("offsetof(struct tpacket3_hdr, hv1.tp_rxhash)", 28),
-    ("offsetof(struct tpacket3_hdr, hv1.tp_vlan_tci)", 32),
-    ("offsetof(struct tpacket3_hdr, hv1.tp_vlan_tpid)", 36),
-    ("offsetof(struct tpacket_block_desc, hdr.bh1.block_status)", abi.BLOCK_OFF_STATUS),
-    ("offsetof(struct tpacket_block_desc, hdr.bh1.num_pkts)", abi.BLOCK_OFF_NUM_PKTS),
-    ("offsetof(struct tpacket_block_desc, hdr.bh1.offset_to_first_pkt)", abi.BLOCK_OFF_FIRST_PKT),
-    ("offsetof(struct tpacket_block_desc, hdr.bh1.seq_num)", abi.BLOCK_OFF_SEQ_NUM),
-    ("offsetof(struct tpacket_block_desc, hdr.bh1.ts_last_pkt)", 40),
-    ("offsetof(struct sockaddr_ll, sll_ifindex)", 4),
-    ("offsetof(struct sockaddr_ll, sll_pkttype)", 10),
-    ("offsetof(struct sockaddr_ll, sll_addr)", 12),
-    ("offsetof(struct tpacket_auxdata, tp_vlan_tpid)", 18),
+    # the block descriptor (V3)
+    ("sizeof(struct tpacket_block_desc)", BLOCK.size),
+    ("offsetof(struct tpacket_block_desc, hdr.bh1.block_status)", BLOCK.off_status),
+    ("offsetof(struct tpacket_block_desc, hdr.bh1.num_pkts)", BLOCK.off_num_pkts),
+    ("offsetof(struct tpacket_block_desc, hdr.bh1.offset_to_first_pkt)", BLOCK.off_first_pkt),
+    ("offsetof(struct tpacket_block_desc, hdr.bh1.blk_len)", BLOCK.off_blk_len),
+    ("offsetof(struct tpacket_block_desc, hdr.bh1.seq_num)", BLOCK.off_seq_num),
 ]
 
 CONSTANTS = [
@@ -80,6 +54,38 @@ CONSTANTS = [
     "TP_STATUS_AVAILABLE", "TP_STATUS_SEND_REQUEST", "TP_STATUS_SENDING", "TP_STATUS_WRONG_FORMAT",
     "TP_STATUS_TS_SOFTWARE", "TP_STATUS_TS_RAW_HARDWARE", "TP_FT_REQ_FILL_RXHASH",
 ]
+
+
+_STRUCT = {1: "struct tpacket_hdr", 2: "struct tpacket2_hdr", 3: "struct tpacket3_hdr"}
+_FIELDS = {  # FrameLayout attribute -> C member, per version (None: the version has no such field)
+    "off_status": ("tp_status", "tp_status", "tp_status"),
+    "off_len": ("tp_len", "tp_len", "tp_len"),
+    "off_snaplen": ("tp_snaplen", "tp_snaplen", "tp_snaplen"),
+    "off_mac": ("tp_mac", "tp_mac", "tp_mac"),
+    "off_net": ("tp_net", "tp_net", "tp_net"),
+    "off_sec": ("tp_sec", "tp_sec", "tp_sec"),
+    "off_frac": ("tp_usec", "tp_nsec", "tp_nsec"),
+    "off_vlan_tci": (None, "tp_vlan_tci", "hv1.tp_vlan_tci"),
+    "off_vlan_tpid": (None, "tp_vlan_tpid", "hv1.tp_vlan_tpid"),
+    "off_rxhash": (None, None, "hv1.tp_rxhash"),
+    "off_next": (None, None, "tp_next_offset"),
+}
+
+
+def _layout_checks(lay: FrameLayout) -> list[tuple[str, int]]:
+    out = [(f"sizeof({_STRUCT[lay.version]})", lay.header.size)]
+    out.append((("TPACKET_HDRLEN", "TPACKET2_HDRLEN", "TPACKET3_HDRLEN")[lay.version - 1], lay.hdrlen))
+    out.append((("TPACKET_V1", "TPACKET_V2", "TPACKET_V3")[lay.version - 1], lay.kernel_enum))
+    for attr, members in _FIELDS.items():
+        member = members[lay.version - 1]
+        if member is None:
+            assert getattr(lay, attr) == -1, (lay.version, attr)
+        else:
+            out.append((f"offsetof({_STRUCT[lay.version]}, {member})", getattr(lay, attr)))
+    return out
+
+
+CHECKS += [c for lay in LAYOUTS.values() for c in _layout_checks(lay)]
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +117,18 @@ def test_constant_matches_kernel_header(c_values: dict[str, int], name: str) -> 
 
 
 def test_sll_offset_is_aligned_header() -> None:
-    for version, s in abi.HDR_STRUCT.items():
-        assert abi.SLL_OFFSET[version] == abi.tpacket_align(s.size)
-        assert abi.HDRLEN[version] == abi.SLL_OFFSET[version] + abi.SOCKADDR_LL.size
+    for lay in LAYOUTS.values():
+        assert lay.sll_offset == abi.tpacket_align(lay.header.size)
+        assert lay.hdrlen == lay.sll_offset + abi.SOCKADDR_LL.size
+
+
+def test_tx_header_words_land_on_the_fields() -> None:
+    # The run of words one pack_into writes per TX frame must cover tp_status/len/snaplen/mac/net.
+    for lay in LAYOUTS.values():
+        buf = bytearray(lay.header.size)
+        lay.tx_words.pack_into(buf, lay.tx_words_at, *lay.tx_header(1, 0x1234, 0x20))
+        assert int.from_bytes(buf[lay.off_status : lay.off_status + 4], "little") == 1
+        assert int.from_bytes(buf[lay.off_len : lay.off_len + 4], "little") == 0x1234
+        assert int.from_bytes(buf[lay.off_snaplen : lay.off_snaplen + 4], "little") == 0x1234
+        assert int.from_bytes(buf[lay.off_mac : lay.off_mac + 2], "little") == 0x20
+        assert int.from_bytes(buf[lay.off_net : lay.off_net + 2], "little") == 0x20

@@ -6,6 +6,7 @@ import pytest
 
 from afpacket import RingGeometry, RingGeometryError, abi
 from afpacket.geometry import PAGE_SIZE
+from afpacket.ring.layout import layout
 
 
 @pytest.mark.parametrize("version", [1, 2, 3])
@@ -15,12 +16,12 @@ def test_derived_capture_geometry_obeys_kernel_rules(version: int, buffer_size: 
     g = RingGeometry.for_capture(version, buffer_size, snaplen, mtu=1500)
     assert g.block_size % PAGE_SIZE == 0 and g.block_size & (g.block_size - 1) == 0
     assert g.frame_size % abi.TPACKET_ALIGNMENT == 0
-    assert g.frame_size >= abi.HDRLEN[version]
+    assert g.frame_size >= layout(version).hdrlen
     assert g.frame_nr == g.frames_per_block * g.block_nr
     assert g.block_nr >= 2
     if version != 3:
         # frames hold min(snaplen, MTU + link overhead) bytes after the header room
-        assert g.frame_size >= min(snaplen, 1518) + abi.HDRLEN[version]
+        assert g.frame_size >= min(snaplen, 1518) + layout(version).hdrlen
 
 
 def test_v3_block_timeout_clamped_and_rxhash_requested() -> None:

@@ -148,12 +148,13 @@ def test_v3_rxhash_when_requested(net: VethPair) -> None:
 
 
 @pytest.mark.parametrize("version", VERSIONS)
-def test_views_expire_when_the_batch_goes_back(net: VethPair, version: int) -> None:
+def test_views_expire_when_the_batch_goes_back_but_kept_packets_stay_valid(net: VethPair, version: int) -> None:
     frames = crafted(net, 3)
     with Capture(net.outer, version=version, block_timeout_ms=2) as cap:
         net.send(frames[:1])
         first = cap.next_packet(timeout=3)
         assert first is not None
+        ts = first.timestamp_ns
         view = first.data
         assert bytes(view) == frames[0]
         time.sleep(0.05)
@@ -161,14 +162,28 @@ def test_views_expire_when_the_batch_goes_back(net: VethPair, version: int) -> N
         # reading on leaves the first batch and hands it back to the kernel
         second = cap.next_packet(timeout=3)
         assert second is not None and bytes(second) == frames[1]
-        with pytest.raises(PacketExpiredError, match="expired"):
-            _ = first.data
-        with pytest.raises(PacketExpiredError):
-            bytes(first)
-        with pytest.raises(PacketExpiredError):
-            _ = first.timestamp_ns
+        # the view taken earlier is revoked: the kernel owns that memory now
         with pytest.raises(ValueError, match="released"):
             view[0]
+        # the packet object itself was copied out when its batch went back
+        assert bytes(first) == frames[0] and bytes(first.data) == frames[0]
+        assert first.timestamp_ns == ts and first.caplen == len(frames[0]) and first.wire_len == len(frames[0])
+        assert first.ifindex == cap.socket.ifindex and first.copy().data == frames[0]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_list_of_packets_keeps_every_packet(net: VethPair, version: int) -> None:
+    frames = crafted(net, 300)
+    with Capture(net.outer, version=version, block_timeout_ms=2, buffer_size=1 << 20) as cap:
+        net.send(frames)
+        pkts = list(cap.packets(count=300, duration=5))
+        more = cap.next_packet(timeout=0.2)  # reading on hands every batch back
+    assert more is None
+    assert [bytes(p) for p in pkts] == frames
+    assert [p.caplen for p in pkts] == [len(f) for f in frames]
+    assert all(p.timestamp_ns > 0 and p.pkttype_name == "host" for p in pkts)
+    with pytest.raises(CaptureClosedError):
+        cap.next_packet(timeout=0)
 
 
 def test_v3_idle_read_returns_within_poll_timeout(net: VethPair) -> None:

@@ -255,6 +255,11 @@ class StandIn:
             return self.frame
         return self.frame[:12] + struct.pack("!HH", self.vlan_tpid, self.vlan_tci) + self.frame[12:]
 
+    def file_record(self) -> tuple[bytes, int]:
+        if self.vlan_present:
+            return self.tagged(), self.wire_len + 4
+        return self.frame, self.wire_len
+
 
 def test_write_packet_reinserts_vlan_and_records_direction(tmp_path: Path) -> None:
     pkts = [

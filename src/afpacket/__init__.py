@@ -1,5 +1,6 @@
 """afpacket: line-rate packet capture and transmission through AF_PACKET sockets with PACKET_MMAP rings."""
 
+from ._version import __version__
 from .errors import (
     AfPacketError,
     CaptureClosedError,
@@ -16,8 +17,6 @@ from .errors import (
     TransmitError,
 )
 from .geometry import RingGeometry
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AfPacketError",
@@ -36,11 +35,10 @@ __all__ = [
     "TransmitError",
 ]
 
-from .packet import CopiedPacket, Packet
-from .rx import Capture
+from .rx import Capture, Columns, CopiedPacket, Packet
 from .sock import SocketStats
 
-__all__ += ["Capture", "CopiedPacket", "Packet", "SocketStats"]
+__all__ += ["IMPLEMENTATION", "Capture", "Columns", "CopiedPacket", "Packet", "SocketStats", "__version__"]
 
 from .filter import BpfProgram, compile_filter  # noqa: E402
 
@@ -66,3 +64,12 @@ __all__ += [
     "open_reader",
     "tee",
 ]
+
+
+def __getattr__(name: str) -> str:
+    # IMPLEMENTATION follows afpacket.ring.use() (tests switch cores), so it is looked up, not copied.
+    if name == "IMPLEMENTATION":
+        from . import ring
+
+        return ring.IMPLEMENTATION
+    raise AttributeError(f"module 'afpacket' has no attribute {name!r}")

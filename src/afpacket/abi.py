@@ -163,30 +163,12 @@ SOCK_FPROG: Final = struct.Struct("=H6xQ")
 # struct sock_filter: code(u16) jt(u8) jf(u8) k(u32)
 SOCK_FILTER: Final = struct.Struct("=HBBI")
 
-# --- offsets used by the ring walkers ------------------------------------------------------------
-# Offsets of single fields inside the headers, so hot loops can read one word instead of
-# unpacking a whole header. Checked against offsetof() by the ABI test.
-V3_OFF_NEXT_OFFSET: Final = 0
-#: per ring version (1, 2, 3): offset of tp_status, tp_len, tp_snaplen, tp_mac inside the frame header
-OFF_STATUS: Final = {1: 0, 2: 0, 3: 20}
-OFF_LEN: Final = {1: 8, 2: 4, 3: 16}
-OFF_SNAPLEN: Final = {1: 12, 2: 8, 3: 12}
-OFF_MAC: Final = {1: 16, 2: 12, 3: 24}
-BLOCK_OFF_STATUS: Final = 8
-BLOCK_OFF_NUM_PKTS: Final = 12
-BLOCK_OFF_FIRST_PKT: Final = 16
-BLOCK_OFF_SEQ_NUM: Final = 24
-
+# Field offsets inside the frame headers, the header sizes and the TX header words live in one
+# object per version: afpacket.ring.layout.FrameLayout (checked against the C header too).
 TPACKET_HDRLEN: Final = tpacket_align(TPACKET_HDR.size) + SOCKADDR_LL.size
 TPACKET2_HDRLEN: Final = tpacket_align(TPACKET2_HDR.size) + SOCKADDR_LL.size
 TPACKET3_HDRLEN: Final = tpacket_align(TPACKET3_HDR.size) + SOCKADDR_LL.size
 BLOCK_DESC_SIZE: Final = TPACKET_BLOCK_DESC.size
-
-#: per ring version (1, 2, 3): the header struct, and where the sockaddr_ll sits in a frame
-HDR_STRUCT: Final = {1: TPACKET_HDR, 2: TPACKET2_HDR, 3: TPACKET3_HDR}
-HDRLEN: Final = {1: TPACKET_HDRLEN, 2: TPACKET2_HDRLEN, 3: TPACKET3_HDRLEN}
-SLL_OFFSET: Final = {v: tpacket_align(s.size) for v, s in HDR_STRUCT.items()}
-KERNEL_VERSION_ENUM: Final = {1: TPACKET_V1, 2: TPACKET_V2, 3: TPACKET_V3}
 
 # --- link layer ----------------------------------------------------------------------------------
 ARPHRD_ETHER: Final = 1

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 from . import abi
 from .errors import RingGeometryError
+from .ring.layout import layout
 
 PAGE_SIZE = mmap.PAGESIZE
 
@@ -48,7 +49,7 @@ def frame_size_for(version: int, data_len: int, reserve: int = 0) -> int:
     The kernel puts the network header at ``TPACKET_ALIGN(hdrlen + max(maclen, 16)) + reserve``
     and the link header just before it, so this much room before the data is always enough.
     """
-    netoff = abi.tpacket_align(abi.HDRLEN[version] + 16) + reserve
+    netoff = abi.tpacket_align(layout(version).hdrlen + 16) + reserve
     return abi.tpacket_align(netoff + data_len)
 
 
@@ -174,7 +175,7 @@ class RingGeometry:
     def validate(self) -> None:
         """Raise RingGeometryError naming the first rule of ``packet_set_ring()`` this layout breaks."""
         _check_version(self.version)
-        min_frame = abi.HDRLEN[self.version] + self.reserve
+        min_frame = layout(self.version).hdrlen + self.reserve
         if self.block_size <= 0 or self.block_size % PAGE_SIZE:
             good = max(PAGE_SIZE, -(-max(self.block_size, 1) // PAGE_SIZE) * PAGE_SIZE)
             raise RingGeometryError(
@@ -193,7 +194,7 @@ class RingGeometry:
         if self.frame_size < min_frame:
             raise RingGeometryError(
                 f"frame size {self.frame_size} is smaller than the TPACKET_V{self.version} header "
-                f"({abi.HDRLEN[self.version]} bytes{f' + {self.reserve} reserved' if self.reserve else ''}); "
+                f"({layout(self.version).hdrlen} bytes{f' + {self.reserve} reserved' if self.reserve else ''}); "
                 f"use at least {abi.tpacket_align(min_frame + 64)}"
             )
         if self.frame_size % abi.TPACKET_ALIGNMENT:

@@ -27,6 +27,7 @@ from .errors import (
 )
 from .geometry import RingGeometry
 from .interfaces import ANY, Interface, lookup
+from .ring.layout import layout
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.bind.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
@@ -110,7 +111,7 @@ class PacketSocket:
 
     # -- setup steps, in order ------------------------------------------------------------------
     def set_version(self, version: int) -> None:
-        self.setopt("PACKET_VERSION", abi.PACKET_VERSION, abi.KERNEL_VERSION_ENUM[version])
+        self.setopt("PACKET_VERSION", abi.PACKET_VERSION, layout(version).kernel_enum)
         self.version = version
 
     def set_ring(self, geometry: RingGeometry, *, retry_smaller: bool = True) -> RingGeometry:

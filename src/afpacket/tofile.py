@@ -14,33 +14,19 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Literal
 
-from . import abi
 from .errors import SavefileError
-from .packet import Packet, RingMemory
-from .rx import Capture
+from .rx import Capture, Packet
+from .rx.packet import cooked_header
 from .savefile import LINKTYPE_LINUX_SLL, PcapngWriter, PcapWriter, linktype_for
-from .savefile.pcap import RECORD_LE as PCAP_RECORD
-from .savefile.pcapng import EPB_FIXED_FLAGS, EPB_HEAD, EPB_TAILS_FLAGS, EPB_TYPE, OPT_EPB_FLAGS
-from .savefile.record import PKTTYPE_TO_EPB_FLAGS
 
 Format = Literal["pcap", "pcapng"]
-_SLL = struct.Struct("!HHH8sH")
-_TAG = struct.Struct("!HH")
+_I32 = struct.Struct("=i")
 
 
-def cooked_header(pkttype: int, hatype: int, addr: bytes, protocol: int) -> bytes:
-    """The 16-byte Linux cooked (SLL) header libpcap puts before SOCK_DGRAM packets."""
-    return _SLL.pack(pkttype, hatype, len(addr), addr.ljust(8, b"\0"), protocol)
-
-
-def frame_of(pkt: Packet, raw: bool) -> tuple[bytes | memoryview, int]:
-    """(bytes to store, length on the wire) for a live packet, as tcpdump would have written it."""
-    if raw:
-        if pkt.vlan_present and not pkt.tag_in_data:
-            return pkt.tagged(), pkt.wire_len + 4
-        return pkt.data, pkt.wire_len
-    head = cooked_header(pkt.pkttype, pkt.hatype, pkt.src_addr, pkt.protocol)
-    return head + bytes(pkt), pkt.wire_len + len(head)
+def frame_of(pkt: Packet, raw: bool = True) -> tuple[bytes | memoryview, int]:
+    """(bytes to store, length on the wire) for a live packet, as tcpdump would have written it
+    (the ring kernels' rule, see :meth:`Packet.file_record`; ``raw`` is implied by the capture)."""
+    return pkt.file_record()
 
 
 class CaptureFile:
@@ -166,57 +152,64 @@ class CaptureFile:
             self._bytes += 16 + len(data)
         self.written += 1
 
-    def write_packet(self, pkt: Packet, raw: bool) -> None:
-        data: bytes | memoryview
-        if not raw:
-            data, wire = frame_of(pkt, raw)
-            self.write(pkt.timestamp_ns, data, wire, pkt.ifindex, pkt.pkttype)
-            return
-        st, wire, _snap, _mac, ts, tci, _tpid, _rxhash = pkt._header()  # one decode for all fields
-        if (st & abi.TP_STATUS_VLAN_VALID or tci) and not pkt.tag_in_data:
-            data = pkt.tagged()
-            wire += 4
-        else:
-            data = pkt.data
+    def write_packet(self, pkt: Packet, raw: bool = True) -> None:
+        """One live packet, as :meth:`Packet.file_record` says it looks on disk."""
+        data, wire = pkt.file_record()
         if self.fmt == "pcapng":
-            self.write(ts, data, wire, pkt.ifindex, pkt.pkttype)
+            self.write(pkt.timestamp_ns, data, wire, pkt.ifindex, pkt.pkttype)
         else:
-            self.write(ts, data, wire)
+            self.write(pkt.timestamp_ns, data, wire)
 
     def consume(self, capture: Capture, count: int | None = None, duration: float | None = None) -> int:
         """Write the capture's packets until ``count``, ``duration``, stop() or the end of -W files;
-        returns how many were written. One file (pcap, or pcapng of a named interface) of a V3
-        SOCK_RAW capture takes the block fast path (:func:`pcap_block_records`,
-        :func:`pcapng_block_records`); everything else goes packet by packet."""
-        raw = capture.sock_type == "raw"
-        if (raw and capture.version == 3 and not capture.copy_thresh and not self.file_size
-                and not self.rotate_seconds and (self.fmt == "pcap" or self.ifindex in self._ids)):
-            return self._consume_blocks(capture, count, duration)
-        start = self.written
-        for pkt in capture.packets(count=count, duration=duration):
-            self.write_packet(pkt, raw)
-            if self.done or (count is not None and self.written - start >= count):
-                break
-        return self.written - start
+        returns how many were written. Records are built a batch at a time by the ring kernels
+        (``pcap_records``/``pcapng_records``: no packet objects), for every ring version, socket type,
+        ``any`` and rotated files; only PACKET_COPY_THRESH captures go packet by packet (their full
+        copies live beside the ring)."""
+        if capture.copy_thresh:
+            start = self.written
+            for pkt in capture.packets(count=count, duration=duration):
+                self.write_packet(pkt)
+                if self.done or (count is not None and self.written - start >= count):
+                    break
+            return self.written - start
+        return self._consume_batches(capture, count, duration)
 
-    def _consume_blocks(self, capture: Capture, count: int | None, duration: float | None) -> int:
-        w = self._writer
-        assert w is not None
+    def _consume_batches(self, capture: Capture, count: int | None, duration: float | None) -> int:
+        k = capture.kernels
         start = self.written
-        records = bytearray()
-        iface_id = self._ids.get(self.ifindex, 0)
+        out = bytearray()
         for batch in capture.batches(duration=duration):
-            n = self.written - start
-            take = batch.count if count is None else min(batch.count, count - n)
-            records.clear()
-            if isinstance(w, PcapWriter):
-                pcap_block_records(batch.ring, batch.first, take, self.nanosecond, self.snaplen, records)
-            else:
-                pcapng_block_records(batch.ring, batch.first, take, iface_id, self.nanosecond, self.snaplen, records)
-            w.write_raw(records)
-            self._bytes += len(records)
-            self.written += take
-            if count is not None and self.written - start >= count:
+            i, n = 0, batch.count
+            if count is not None:
+                n = min(n, count - (self.written - start))
+            while i < n:
+                w = self._writer
+                if w is None:
+                    break
+                if self.rotate_seconds and time.monotonic() - self._opened_at >= self.rotate_seconds:
+                    self._rotate()
+                    continue
+                if self.file_size and self._bytes > self.file_size:
+                    self._rotate()
+                    continue
+                budget = self.file_size - self._bytes if self.file_size else -1
+                out.clear()
+                if isinstance(w, PcapngWriter):
+                    j = k.pcapng_records(batch, i, n, out, self._ids, self.nanosecond, budget)
+                    if j < n and not out:  # stopped at an interface not described yet
+                        ring = batch.ring
+                        (ifindex,) = _I32.unpack_from(ring.mv, batch.hdrs[j] + ring.sll_off + 4)
+                        if ifindex not in self._ids:
+                            self._interface_id(w, ifindex)
+                            continue
+                else:
+                    j = k.pcap_records(batch, i, n, out, self.nanosecond, budget)
+                w.write_raw(out)
+                self._bytes += len(out)
+                self.written += j - i
+                i = j
+            if self.done or (count is not None and self.written - start >= count):
                 break
         return self.written - start
 
@@ -234,82 +227,6 @@ class CaptureFile:
         w.close()
 
 
-def pcap_block_records(
-    ring: RingMemory, first: int, count: int, nanosecond: bool, snaplen: int, out: bytearray
-) -> None:
-    """Append pcap records (little endian) for ``count`` packets of a V3 block to ``out``.
-
-    The capture-to-file hot loop: one header unpack, one record header, one slice per packet, no
-    Packet objects. Stripped VLAN tags are put back, as ``frame_of`` does.
-    """
-    mv = ring.mv
-    unpack = abi.TPACKET3_HDR.unpack_from
-    pack = PCAP_RECORD.pack
-    tag = _TAG.pack
-    tagged_bits = abi.TP_STATUS_VLAN_VALID
-    tpid_valid = abi.TP_STATUS_VLAN_TPID_VALID
-    reinserted = ring.reinsert
-    off = first
-    for _ in range(count):
-        nxt, sec, nsec, snap, wire, st, mac, _net, _rxhash, tci, tpid = unpack(mv, off)
-        cap = snap if snap < snaplen else snaplen
-        start = off + mac
-        frac = nsec if nanosecond else nsec // 1000
-        if (st & tagged_bits or tci) and not reinserted and cap >= 12:
-            out += pack(sec, frac, cap + 4, wire + 4)
-            out += mv[start : start + 12]
-            out += tag(tpid if st & tpid_valid and tpid else abi.ETH_P_8021Q, tci & 0xFFFF)
-            out += mv[start + 12 : start + cap]
-        else:
-            out += pack(sec, frac, cap, wire)
-            out += mv[start : start + cap]
-        off += nxt
-
-
-#: epb_flags by Linux packet type (0..7), from the savefile module's mapping
-_EPB_FLAGS = [PKTTYPE_TO_EPB_FLAGS.get(t, 0) for t in range(8)]
-
-
-def pcapng_block_records(
-    ring: RingMemory, first: int, count: int, iface_id: int, nanosecond: bool, snaplen: int, out: bytearray
-) -> None:
-    """Append pcapng EPBs (little endian, with direction flags) for ``count`` packets of a V3 block.
-
-    The pcapng twin of :func:`pcap_block_records`, for one interface: what PcapngWriter.write would
-    write for each packet, a block at a time. Stripped VLAN tags are put back.
-    """
-    mv = ring.mv
-    unpack = abi.TPACKET3_HDR.unpack_from
-    head = EPB_HEAD.pack
-    tails = [t.pack for t in EPB_TAILS_FLAGS]
-    tag = _TAG.pack
-    flags_of = _EPB_FLAGS
-    pkttype_at = ring.sll_off + 10  # sockaddr_ll.sll_pkttype
-    tagged_bits = abi.TP_STATUS_VLAN_VALID
-    tpid_valid = abi.TP_STATUS_VLAN_TPID_VALID
-    reinserted = ring.reinsert
-    off = first
-    for _ in range(count):
-        nxt, sec, nsec, snap, wire, st, mac, _net, _rxhash, tci, tpid = unpack(mv, off)
-        cap = snap if snap < snaplen else snaplen
-        start = off + mac
-        ticks = sec * 1_000_000_000 + nsec if nanosecond else sec * 1_000_000 + nsec // 1000
-        flags = flags_of[mv[off + pkttype_at] & 7]
-        if (st & tagged_bits or tci) and not reinserted and cap >= 12:
-            total = EPB_FIXED_FLAGS + cap + 4 + (-(cap + 4) & 3)
-            out += head(EPB_TYPE, total, iface_id, ticks >> 32, ticks & 0xFFFFFFFF, cap + 4, wire + 4)
-            out += mv[start : start + 12]
-            out += tag(tpid if st & tpid_valid and tpid else abi.ETH_P_8021Q, tci & 0xFFFF)
-            out += mv[start + 12 : start + cap]
-            out += tails[(cap + 4) & 3](OPT_EPB_FLAGS, 4, flags, 0, 0, total)
-        else:
-            total = EPB_FIXED_FLAGS + cap + (-cap & 3)
-            out += head(EPB_TYPE, total, iface_id, ticks >> 32, ticks & 0xFFFFFFFF, cap, wire)
-            out += mv[start : start + cap]
-            out += tails[cap & 3](OPT_EPB_FLAGS, 4, flags, 0, 0, total)
-        off += nxt
-
-
 def open_for(capture: Capture, path: str, fmt: Format = "pcap", **kwargs: object) -> CaptureFile:
     """A CaptureFile whose link type, snaplen and interface come from ``capture``."""
     raw = capture.sock_type == "raw"
@@ -322,7 +239,7 @@ def open_for(capture: Capture, path: str, fmt: Format = "pcap", **kwargs: object
 def tee(packets: Iterable[Packet], out: CaptureFile, raw: bool = True) -> Iterator[Packet]:
     """Write every packet to ``out`` and pass it on: ``for pkt in tee(cap.packets(), out): ...``."""
     for pkt in packets:
-        out.write_packet(pkt, raw)
+        out.write_packet(pkt)
         yield pkt
 
 
@@ -340,6 +257,4 @@ def dump(capture: Capture, path: str, *, fmt: Format = "pcap", count: int | None
     return n
 
 
-__all__ = [
-    "CaptureFile", "cooked_header", "dump", "frame_of", "open_for", "pcap_block_records", "pcapng_block_records", "tee",
-]
+__all__ = ["CaptureFile", "cooked_header", "dump", "frame_of", "open_for", "tee"]

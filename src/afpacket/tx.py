@@ -36,6 +36,7 @@ import warnings
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from types import TracebackType
 
 from . import abi
@@ -48,24 +49,15 @@ from .errors import (
     os_error,
 )
 from .geometry import RingGeometry
+from .ring import current as current_kernels
+from .ring.layout import layout
 from .sock import PacketSocket
 
-# --- per-version frame header fields (offsets inside a frame) --------------------------------------
-#: version -> (tp_status, tp_len, tp_snaplen, tp_mac, tp_net, tp_sec, tp_usec/tp_nsec, ns resolution)
-_FIELDS: dict[int, tuple[int, int, int, int, int, int, int, int]] = {
-    1: (0, 8, 12, 16, 18, 20, 24, 1000),
-    2: (0, 4, 8, 12, 14, 16, 20, 1),
-    3: (20, 16, 12, 24, 26, 4, 8, 1),
-}
 #: SOL_SOCKET option (asm-generic/socket.h); the socket module does not export it
 _SO_TIMESTAMPNS = 35
 _U16 = struct.Struct("=H")
 _U32 = struct.Struct("=I")
 _SEC_FRAC = struct.Struct("=II")
-#: per version, the run of header fields one pack_into writes per frame:
-#: V1 status(u64) len snaplen mac net @0; V2 status len snaplen mac net @0; V3 snaplen len status mac net @12
-_HDR_WRITE = {1: struct.Struct("=QIIHH"), 2: struct.Struct("=IIIHH"), 3: struct.Struct("=IIIHH")}
-
 #: Status bits that mean the kernel still owns a TX slot (all live in the low byte of tp_status, so the
 #: hot path reads one byte; the TS_* bits that completed frames may carry live in the high byte).
 _KERNEL_OWNED = abi.TP_STATUS_SEND_REQUEST | abi.TP_STATUS_SENDING
@@ -291,21 +283,22 @@ class Transmitter:
         self.timeout = timeout
         self.closed = False
         self.dgram = psock.sock_type == "dgram"
-        st, ln, snap, mac, net, sec, frac, frac_ns = _FIELDS[geom.version]
-        self._st, self._len, self._snap, self._mac, self._net = st, ln, snap, mac, net
-        self._sec, self._frac_ns = sec, frac_ns
+        lay = layout(geom.version)
+        st = lay.off_status
+        self._st, self._len, self._snap = st, lay.off_len, lay.off_snaplen
+        self._sec, self._frac, self._frac_ns = lay.off_sec, lay.off_frac, lay.frac_ns
         self._v3 = geom.version == 3
-        #: the header words written per frame, and where they start in the slot
-        self._hdr = _HDR_WRITE[geom.version]
-        self._hdr_at = snap if self._v3 else 0
-        self._frac = frac
+        #: the ring kernels that fill slots (C or pure Python), and the layout numbers they need
+        self._k = current_kernels()
+        self._fill = self._k.tx_fill
+        self._params = (geom.version, st, lay.off_len, lay.off_snaplen, lay.off_mac, lay.off_net)
         fpb = geom.frames_per_block
         self._offs: list[int] = [
             offset + (i // fpb) * geom.block_size + (i % fpb) * geom.frame_size for i in range(geom.frame_nr)
         ]
         self.n = geom.frame_nr
         #: Where frame data starts in a slot: tp_hdrlen - sizeof(sockaddr_ll), or the user's with TX_HAS_OFF.
-        self._doff = abi.SLL_OFFSET[geom.version]
+        self._doff = lay.sll_offset
         self._min_doff = self._doff
         mtu = psock.iface.mtu if psock.iface else 1500
         link = 0 if self.dgram else abi.ETH_HLEN
@@ -381,38 +374,25 @@ class Transmitter:
         """
         if self.closed:
             raise CaptureClosedError("the transmitter is closed; open a new Transmitter")
-        n = len(frame)
-        if n > self.max_frame or n < self._min_len:
-            self._check_length(frame, n)
-        i = self._head
-        off = self._offs[i]
-        m = self._map
-        if m[off + self._st] & _NOT_FREE:
-            self._reclaim(i)
-            i = self._head
-            off = self._offs[i]
-        doff = self._doff
-        d = off + doff
-        m[d : d + n] = frame
-        # _finish(), inlined: a method call is a fifth of this function's cost
-        if self._v3:
-            self._hdr.pack_into(m, off + self._hdr_at, n, n, abi.TP_STATUS_SEND_REQUEST, doff, doff)
-        else:
-            self._hdr.pack_into(m, off, abi.TP_STATUS_SEND_REQUEST, n, n, doff, doff)
-        i += 1
+        done, nbytes = self._fill(
+            self._map, self._offs, self._head, (frame,), 0, 1, self._doff, self._min_len, self.max_frame, self._params
+        )
+        if not done:  # a length to check, or a slot to reclaim first
+            self._queue((frame,))
+            return
+        i = self._head + 1
         self._head = 0 if i == self.n else i
         t = self._total + 1
         self._total = t
-        self._total_bytes += n
+        self._total_bytes += nbytes
         if t - self._kicked_at >= self.batch:
             self.flush(wait=False)
 
     def _finish(self, i: int, off: int, n: int) -> None:
-        """Hand slot ``i`` (at ``off``, holding ``n`` bytes) to the kernel and advance."""
-        if self._v3:
-            self._hdr.pack_into(self._map, off + self._hdr_at, n, n, abi.TP_STATUS_SEND_REQUEST, self._doff, self._doff)
-        else:
-            self._hdr.pack_into(self._map, off, abi.TP_STATUS_SEND_REQUEST, n, n, self._doff, self._doff)
+        """Hand slot ``i`` (at ``off``, holding ``n`` bytes already written) to the kernel and advance."""
+        lay = layout(self.version)
+        words = lay.tx_header(abi.TP_STATUS_SEND_REQUEST, n, self._doff)
+        lay.tx_words.pack_into(self._map, off + lay.tx_words_at, *words)
         i += 1
         self._head = 0 if i == self.n else i
         self._total += 1
@@ -421,53 +401,49 @@ class Transmitter:
             self.flush(wait=False)
 
     def send_many(self, frames: Iterable[bytes | bytearray | memoryview]) -> int:
-        """Send every frame of ``frames`` (same checks as :meth:`send`, locals bound once); return the count."""
+        """Send every frame of ``frames`` (same checks as :meth:`send`); return the count."""
         if self.closed:
             raise CaptureClosedError("the transmitter is closed; open a new Transmitter")
-        m = self._map
-        offs = self._offs
-        st, doff, nslots = self._st, self._doff, self.n
-        maxf, minf = self.max_frame, self._min_len
-        pack = self._hdr.pack_into
-        at = self._hdr_at
-        req = abi.TP_STATUS_SEND_REQUEST
-        v3 = self._v3
-        i = self._head
         first = self._total
-        left = self.batch - (self._total - self._kicked_at)  # frames until the next kick
-        count = nbytes = 0
-        for frame in frames:
-            n = len(frame)
-            if n > maxf or n < minf:
-                self._sync(i, count, nbytes)
-                count = nbytes = 0
-                self._check_length(frame, n)
-            off = offs[i]
-            if m[off + st] & _NOT_FREE:
-                self._sync(i, count, nbytes)
-                count = nbytes = 0
-                self._reclaim(i)
-                i = self._head
-                off = offs[i]
-            d = off + doff
-            m[d : d + n] = frame
-            if v3:
-                pack(m, off + at, n, n, req, doff, doff)
-            else:
-                pack(m, off, req, n, n, doff, doff)
-            i += 1
-            if i == nslots:
-                i = 0
-            count += 1
-            nbytes += n
-            left -= 1
-            if not left:
-                self._sync(i, count, nbytes)
-                count = nbytes = 0
-                self.flush(wait=False)
-                left = self.batch
-        self._sync(i, count, nbytes)
+        if isinstance(frames, (list, tuple)):
+            self._queue(frames)
+        else:
+            it = iter(frames)
+            while chunk := list(islice(it, 4096)):
+                self._queue(chunk)
         return self._total - first
+
+    def _queue(self, frames: Sequence[bytes | bytearray | memoryview]) -> None:
+        """Queue every frame of ``frames`` through the ``tx_fill`` kernel, kicking every ``batch``
+        frames; the rare cases (a length to check, a slot the kernel still holds) are handled here."""
+        fill, m, offs, params = self._fill, self._map, self._offs, self._params
+        doff, minl, maxl = self._doff, self._min_len, self.max_frame
+        i, end = 0, len(frames)
+        while i < end:
+            room = self.batch - (self._total - self._kicked_at)
+            if room <= 0:
+                self.flush(wait=False)
+                continue
+            limit = maxl
+            done, nbytes = fill(m, offs, self._head, frames, i, room, doff, minl, limit, params)
+            if not done:
+                f = frames[i]
+                n = len(f)
+                if n > maxl or n < minl:
+                    self._check_length(f, n)  # raises, except for a tagged frame 4 bytes over the MTU
+                    limit = n
+                if not user_may_write(m[offs[self._head] + self._st]):
+                    self._reclaim(self._head)
+                done, nbytes = fill(m, offs, self._head, frames, i, 1, doff, minl, limit, params)
+                if not done:  # pragma: no cover - the slot was reclaimed and the length checked
+                    raise TransmitError(f"TX slot {self._head} could not be filled")
+            h = self._head + done
+            self._head = h - self.n if h >= self.n else h
+            self._total += done
+            self._total_bytes += nbytes
+            i += done
+        if self._total - self._kicked_at >= self.batch:
+            self.flush(wait=False)
 
     def _sync(self, head: int, count: int, nbytes: int) -> None:
         """Store a hot loop's locals back: the head and the counters."""

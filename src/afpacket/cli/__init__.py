@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import click
 
-from .. import __version__
+from .. import __version__, ring
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="afpacket")
+@click.version_option(
+    __version__, prog_name="afpacket", message=f"%(prog)s %(version)s (ring kernels: {ring.IMPLEMENTATION})"
+)
 def main() -> None:
     """Line-rate packet capture and transmission through AF_PACKET PACKET_MMAP rings."""
 

@@ -110,8 +110,9 @@ class PcapWriter(RecordWriter):
 
     def write_packet(self, pkt: CapturedPacket) -> None:
         """Append a live-capture packet, with its VLAN tag put back into the frame when the kernel took it out."""
-        if self.reinsert_vlan and pkt.vlan_present:
-            self.write(pkt.timestamp_ns, pkt.tagged(), pkt.wire_len + 4)
+        if self.reinsert_vlan:
+            data, wire = pkt.file_record()
+            self.write(pkt.timestamp_ns, data, wire)
         else:
             self.write(pkt.timestamp_ns, pkt.data, pkt.wire_len)
 

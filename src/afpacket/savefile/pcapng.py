@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Final, NamedTuple
 
-from .. import __version__
+from .._version import __version__
 from ..errors import SavefileError
 from ._io import PathOrFile, Source
 from ._writer import CapturedPacket, RecordWriter
@@ -192,8 +192,9 @@ class PcapngWriter(RecordWriter):
         the packet's ifindex, else 0. The VLAN tag goes back into the frame when the kernel took it out."""
         if interface_id is None:
             interface_id = self._by_ifindex.get(pkt.ifindex, 0)
-        if self.reinsert_vlan and pkt.vlan_present:
-            self.write(pkt.timestamp_ns, pkt.tagged(), pkt.wire_len + 4, interface_id, pkt.pkttype)
+        if self.reinsert_vlan:
+            data, wire = pkt.file_record()
+            self.write(pkt.timestamp_ns, data, wire, interface_id, pkt.pkttype)
         else:
             self.write(pkt.timestamp_ns, pkt.data, pkt.wire_len, interface_id, pkt.pkttype)
 

@@ -1,151 +1,37 @@
-"""Capture through a PACKET_MMAP RX ring: ``afpacket.Capture``.
+"""Capture through a PACKET_MMAP RX ring: ``afpacket.Capture``, a thin façade over the walk.
 
-The walk is split at one seam per ring layout, so a compiled fast path could replace it without
-touching anything else:
-
-* :func:`ready_frames` (V1/V2) — the offsets of the consecutive frames, from the cursor on, that the
-  kernel has handed to user space, then :func:`frame_packets` turns them into packets;
-* :func:`block_packets` (V3) — the packets of one user-owned block, following ``tp_next_offset``.
-
-The generator in :meth:`Capture._walk` yields from them and hands each batch back to the kernel
-(status = TP_STATUS_KERNEL) before it looks at the next one. Ownership of a slot
-is always one of the named predicates below.
+Setup (socket options in kernel order, the ring, the mapping, bind last) happens here; reading is
+:class:`~afpacket.rx.walker.RingWalker` (non-blocking steps over user-owned batches, through the ring
+kernels) driven by :class:`~afpacket.rx.waiter.Waiter` (poll + wake-up pipe). Three ways to read
+come out of one batch generator: packet objects, ``frames()`` (bytes) and ``batches()``/``columns()``.
 """
 
 from __future__ import annotations
 
-import errno
-import os
-import select
-import socket
-import struct
-import sys
 import time
 from collections.abc import Generator, Iterator
 from itertools import islice
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import abi
-from .errors import AfPacketError, CaptureClosedError, LinkDownError, os_error
-from .filter import BpfProgram, attach, compile_filter
-from .geometry import DEFAULT_BLOCK_TIMEOUT_MS, DEFAULT_BUFFER_SIZE, DEFAULT_SNAPLEN, RingGeometry
-from .interfaces import ANY, lookup, max_mtu
-from .packet import Batch, Packet, RingMemory, packet_class
-from .sock import PacketSocket, SocketStats
+from .. import abi, ring
+from ..errors import AfPacketError, CaptureClosedError
+from ..filter import BpfProgram, attach, compile_filter
+from ..geometry import DEFAULT_BLOCK_TIMEOUT_MS, DEFAULT_BUFFER_SIZE, DEFAULT_SNAPLEN, RingGeometry
+from ..interfaces import ANY, lookup, max_mtu
+from ..ring.memory import RingMemory
+from ..sock import PacketSocket, SocketStats
+from .columns import Columns, columns_of
+from .packet import Packet
+from .waiter import Waiter
+from .walker import RingWalker
 
 if TYPE_CHECKING:
-    from .tx import Transmitter
+    from ..tx import Transmitter
 
 _T = TypeVar("_T")
-_new_packet = object.__new__
-_USER = abi.TP_STATUS_USER
-#: how many ready V1/V2 frames one batch may take before handing them back
-MAX_FRAME_BATCH = 256
-
-
-# -- ownership predicates --------------------------------------------------------------------------
-def block_is_user(u32: memoryview, block: int) -> bool:
-    """V3: the kernel retired this block and handed it over (block_status)."""
-    return bool(u32[(block + abi.BLOCK_OFF_STATUS) >> 2] & _USER)
-
-
-def give_frame_back(u32: memoryview, hdr: int) -> None:
-    # Data reads happen before this store; x86-64 keeps stores in order, so the kernel cannot see
-    # the frame as free before we are done with it. (Weakly ordered CPUs: see docs/architecture.md.)
-    u32[hdr >> 2] = abi.TP_STATUS_KERNEL
-
-
-def give_block_back(u32: memoryview, block: int) -> None:
-    u32[(block + abi.BLOCK_OFF_STATUS) >> 2] = abi.TP_STATUS_KERNEL
-
-
-# -- the seam: walking one batch -------------------------------------------------------------------
-def ready_frames(u32: memoryview, offsets: list[int], start: int, limit: int) -> list[int]:
-    """Header offsets of the user-owned frames from index ``start`` on, at most ``limit``."""
-    n = len(offsets)
-    out: list[int] = []
-    i = start
-    if limit > n:
-        limit = n  # never take a frame twice in one batch
-    while len(out) < limit:
-        off = offsets[i]
-        if not u32[off >> 2] & _USER:  # the frame is the kernel's (low word of tp_status)
-            break
-        out.append(off)
-        i += 1
-        if i == n:
-            i = 0
-    return out
-
-
-def _free_refcount() -> int:
-    # What sys.getrefcount reports, inside the walkers below, for a pooled packet nobody else holds:
-    # measured with the same code shape rather than assumed, so it follows the interpreter.
-    pool = [_new_packet(Packet)]
-    p = pool[0]
-    return sys.getrefcount(p)
-
-
-#: A pooled packet with this reference count (the pool, the walker's local, getrefcount's argument)
-#: is held by nobody else and can be re-pointed at the next frame instead of allocating a new one.
-_FREE = _free_refcount()
-
-
-def new_pool(cls: type[Packet]) -> list[Packet]:
-    """Two packet objects of ``cls`` the walkers use in turn (the consumer still holds the previous one)."""
-    return [_new_packet(cls), _new_packet(cls)]
-
-
-def frame_packets(batch: Batch, hdrs: list[int], cls: type[Packet], pool: list[Packet]) -> Iterator[Packet]:
-    """One packet per frame header offset, all leased by ``batch``.
-
-    Allocation is most of the cost of a packet, so an object from ``pool`` is reused when its
-    reference count shows that no one kept it (the trick CPython's zip() plays with its tuples);
-    a packet the caller kept is never touched again: the pool gets a fresh object instead.
-    """
-    new = _new_packet
-    rc = sys.getrefcount
-    free = _FREE
-    k = 0
-    for h in hdrs:
-        k ^= 1
-        p = pool[k]
-        if rc(p) != free:
-            p = pool[k] = new(cls)
-        p._batch = batch
-        p._hdr = h
-        yield p
-
-
-def block_packets(
-    u32: memoryview, batch: Batch, first: int, count: int, cls: type[Packet], pool: list[Packet]
-) -> Iterator[Packet]:
-    """The ``count`` packets of a V3 block, from the first header on, following tp_next_offset."""
-    new = _new_packet
-    rc = sys.getrefcount
-    free = _FREE
-    k = 0
-    off = first
-    for _ in range(count):
-        k ^= 1
-        p = pool[k]
-        if rc(p) != free:
-            p = pool[k] = new(cls)
-        p._batch = batch
-        p._hdr = off
-        yield p
-        off += u32[off >> 2]
-
-
-def block_offsets(u32: memoryview, first: int, count: int) -> list[int]:
-    """Header offsets of the packets of a V3 block (for the per-batch fix-ups)."""
-    out = []
-    off = first
-    for _ in range(count):
-        out.append(off)
-        off += u32[off >> 2]
-    return out
+#: what batches() yields: a kernel Batch (header offsets ``hdrs``, ``count``, ``ring``)
+Batch = Any
 
 
 class Capture:
@@ -195,16 +81,12 @@ class Capture:
         self._closed = False
         self._walker: Iterator[Packet | None] | None = None
         self._batch_reader: Generator[Batch | None, None, None] | None = None
-        self._batch: Batch | None = None
-        self._cursor = 0
         self._yield_idle = False
         self._poll_ms = -1
         self._deadline: float | None = None
         self._stop = False
-        self.blocks_seen = 0
-        self.losing_seen = 0
-        self._last_seq = 0
-        self.seq_gaps = 0
+        #: the ring kernels this capture walks with (C or pure Python; see afpacket.ring)
+        self.kernels = ring.current()
 
         reserve = abi.VLAN_HLEN if reinsert_vlan and sock_type == "raw" else 0
         if geometry is None:
@@ -234,7 +116,8 @@ class Capture:
             raise AfPacketError("promiscuous mode needs a named interface, not 'any' (as in tcpdump)")
         # Set by _setup(); None only before setup finishes and after close().
         self._ring: RingMemory = None  # type: ignore[assignment]
-        self._wake_r = self._wake_w = -1
+        self._ring_walker: RingWalker = None  # type: ignore[assignment]
+        self._waiter: Waiter | None = None
         self._sock = PacketSocket(interface, sock_type=sock_type, protocol=protocol)
         try:
             self._setup(geometry, reserve, promisc, copy_thresh, ignore_outgoing, tx_geometry, program)
@@ -274,16 +157,13 @@ class Capture:
         rx = ps.rx
         assert rx is not None
         self._ring = RingMemory(
-            ring_map, rx.size, self.version, self.snaplen, raw=self.sock_type == "raw", reinsert=bool(reserve)
+            ring_map, rx.size, self.version, self.snaplen, raw=self.sock_type == "raw", reinsert=bool(reserve),
+            frame_size=rx.frame_size,
         )
-        self._packet_class = packet_class(self._ring, copies=self.copy_thresh)
-        self._frame_offsets = [
-            b * rx.block_size + f * rx.frame_size for b in range(rx.block_nr) for f in range(rx.frames_per_block)
-        ]
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._poller = select.poll()
-        self._poller.register(ps.sock.fileno(), select.POLLIN | select.POLLERR)
-        self._poller.register(self._wake_r, select.POLLIN)
+        self._ring_walker = RingWalker(
+            self._ring, rx, self.kernels, copy_thresh=self.copy_thresh, sock=ps.sock
+        )
+        self._waiter = Waiter(ps, self.interface)
         ps.bind()
         if promisc:
             ps.set_promisc(True)
@@ -304,47 +184,21 @@ class Capture:
         self._sock.check_open()
 
     def _wait(self, timeout_ms: int) -> bool:
-        """Poll the socket; True when it reports data. Raises on link errors, False on timeout/stop."""
-        try:
-            events = self._poller.poll(timeout_ms)
-        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
-            return False
-        ready = False
-        for fd, ev in events:
-            if fd == self._wake_r:
-                try:
-                    os.read(self._wake_r, 64)
-                except BlockingIOError:
-                    pass
-                continue
-            if ev & select.POLLERR:
-                err = self._sock.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-                if err in (errno.ENETDOWN, errno.ENXIO, errno.ENODEV):
-                    raise LinkDownError(
-                        f"capture on {self.interface!r}: the interface went down or was removed"
-                    )
-                if err:
-                    raise os_error("polling the capture socket", OSError(err, os.strerror(err)), self.interface)
-            if ev & (select.POLLHUP | select.POLLNVAL):
-                raise LinkDownError(f"capture on {self.interface!r}: the socket was hung up")
-            if ev & select.POLLIN:
-                ready = True
-        return ready
+        assert self._waiter is not None
+        return self._waiter.wait(timeout_ms)
 
-    def _release_batch(self) -> None:
-        b = self._batch
-        if b is None:
-            return
-        self._batch = None
-        b.expire()
-        u32 = self._ring.u32
-        if self.version == 3:
-            give_block_back(u32, b.block)
-            self._cursor = (self._cursor + 1) % self.geometry.block_nr
-        else:
-            for h in b.hdrs:
-                give_frame_back(u32, h)
-            self._cursor = (self._cursor + len(b.hdrs)) % len(self._frame_offsets)
+    # statistics of the walk (V3): blocks read, blocks flagged LOSING, gaps in the block sequence
+    @property
+    def blocks_seen(self) -> int:
+        return self._ring_walker.blocks_seen if self._ring_walker else 0
+
+    @property
+    def losing_seen(self) -> int:
+        return self._ring_walker.losing_seen if self._ring_walker else 0
+
+    @property
+    def seq_gaps(self) -> int:
+        return self._ring_walker.seq_gaps if self._ring_walker else 0
 
     def _idle_timeout_ms(self) -> int:
         if self._poll_ms >= 0:
@@ -354,118 +208,34 @@ class Capture:
     # -- the walk -------------------------------------------------------------------------------
     def _walk(self) -> Iterator[Packet | None]:
         """One generator serves iteration and next_packet(); yields None when idle and asked to."""
-        cls = self._packet_class
-        pool = new_pool(cls)
-        u32 = self._ring.u32
-        v3 = self.version == 3
+        packets = self._ring_walker.packets
         for batch in self._batches():
             if batch is None:
                 yield None
-            elif v3:
-                yield from block_packets(u32, batch, batch.first, batch.count, cls, pool)
             else:
-                yield from frame_packets(batch, batch.hdrs, cls, pool)
+                yield from packets(batch)
 
     def _batches(self) -> Generator[Batch | None, None, None]:
         """Each user-owned batch in ring order, handed back to the kernel when the consumer asks for
         the next one (or stops). Yields None when idle and asked to (next_packet, deadlines)."""
+        walker = self._ring_walker
+        step, release = walker.step, walker.release
         try:
-            if self.version == 3:
-                yield from self._block_batches()
-            else:
-                yield from self._frame_batches()
+            while not self._stop:
+                batch = step()
+                if batch is None:
+                    if self._wait(self._idle_timeout_ms()) or not self._yield_idle:
+                        continue
+                    yield None
+                    continue
+                yield batch
+                release()
+                if self._deadline is not None and self._yield_idle and time.monotonic() >= self._deadline:
+                    yield None
         finally:
             self._walker = None
             if not self._closed:
-                self._release_batch()
-
-    def _frame_batches(self) -> Iterator[Batch | None]:
-        ring = self._ring
-        u32 = ring.u32
-        offsets = self._frame_offsets
-        fixup = self.copy_thresh or ring.reinsert
-        while not self._stop:
-            hdrs = ready_frames(u32, offsets, self._cursor, MAX_FRAME_BATCH)
-            if not hdrs:
-                if self._wait(self._idle_timeout_ms()) or not self._yield_idle:
-                    continue
-                yield None
-                continue
-            batch = Batch(ring)
-            batch.hdrs = hdrs
-            batch.count = len(hdrs)
-            self._batch = batch
-            if fixup:
-                self._fixup(batch, hdrs)
-            yield batch
-            self._release_batch()
-            if self._deadline is not None and self._yield_idle and time.monotonic() >= self._deadline:
-                yield None
-
-    def _block_batches(self) -> Iterator[Batch | None]:
-        ring = self._ring
-        u32 = ring.u32
-        block_size = self.geometry.block_size
-        fixup = ring.reinsert
-        while not self._stop:
-            boff = self._cursor * block_size
-            if not block_is_user(u32, boff):
-                if self._wait(self._idle_timeout_ms()) or not self._yield_idle:
-                    continue
-                yield None
-                continue
-            batch = Batch(ring)
-            _ver, _priv, status, count, first, _blen, seq = abi.TPACKET_BLOCK_DESC.unpack_from(ring.mv, boff)[:7]
-            batch.block = boff
-            batch.first = boff + first
-            batch.count = count
-            self._batch = batch
-            self.blocks_seen += 1
-            if status & abi.TP_STATUS_LOSING:
-                self.losing_seen += 1
-            if self._last_seq and seq != self._last_seq + 1:
-                self.seq_gaps += 1
-            self._last_seq = seq
-            if fixup:
-                self._fixup(batch, block_offsets(u32, batch.first, count))
-            yield batch
-            self._release_batch()
-            if self._deadline is not None and self._yield_idle and time.monotonic() >= self._deadline:
-                yield None
-
-    def _fixup(self, batch: Batch, hdrs: list[int]) -> None:
-        """Per-batch work that only some captures ask for: COPY_THRESH copies and VLAN reinsertion."""
-        ring = self._ring
-        for h in hdrs:
-            status, wire, snap, mac, _ts, tci, tpid, _rx = ring.decode(ring.mv, h)
-            if status & abi.TP_STATUS_COPY and self.copy_thresh:
-                # The kernel queued a full copy on the socket, in ring order: drain it now, or the
-                # socket's receive buffer fills and later copies are lost.
-                try:
-                    full = self._sock.sock.recv(wire + 64, socket.MSG_DONTWAIT | socket.MSG_TRUNC)
-                except BlockingIOError:
-                    full = None
-                if full is not None:
-                    if batch.copies is None:
-                        batch.copies = {}
-                    batch.copies[h] = full[: self.snaplen]
-            if ring.reinsert and ring.version != 1 and (status & abi.TP_STATUS_VLAN_VALID or tci):
-                self._reinsert(h, mac, snap, wire, tci, tpid if status & abi.TP_STATUS_VLAN_TPID_VALID else 0)
-
-    def _reinsert(self, h: int, mac: int, snap: int, wire: int, tci: int, tpid: int) -> None:
-        """Put the stripped tag back in place: move the MAC addresses down 4 bytes into the
-        PACKET_RESERVE room and write TPID/TCI after them; the header then describes the tagged frame."""
-        ring = self._ring
-        mv = ring.mv
-        start = h + mac
-        if mac < 4 or snap < 12:
-            return
-        mv[start - 4 : start + 8] = bytes(mv[start : start + 12])
-        struct.pack_into("!HH", mv, start + 8, tpid or abi.ETH_P_8021Q, tci)
-        u32, u16 = ring.u32, ring.u16
-        u16[(h + ring.off_mac) >> 1] = mac - 4
-        u32[(h + ring.off_snap) >> 2] = snap + 4
-        u32[(h + ring.off_len) >> 2] = wire + 4
+                walker.release()
 
     # -- public reading API ---------------------------------------------------------------------
     def __iter__(self) -> Iterator[Packet]:
@@ -523,23 +293,17 @@ class Capture:
         return self._frame_bytes(duration)
 
     def _frame_bytes(self, duration: float | None) -> Iterator[bytes]:
-        ring = self._ring
-        mapping, u16, u32, snaplen = ring.map, ring.u16, ring.u32, ring.snaplen
-        off_mac, off_snap = ring.off_mac, ring.off_snap
-        if self.version != 3:
-            for batch in self.batches(duration):
-                for h in batch.hdrs:
-                    start = h + u16[(h + off_mac) >> 1]
-                    cap = u32[(h + off_snap) >> 2]
-                    yield mapping[start : start + (cap if cap < snaplen else snaplen)]
-            return
+        frame_bytes = self.kernels.frame_bytes
         for batch in self.batches(duration):
-            h = batch.first
-            for _ in range(batch.count):
-                start = h + u16[(h + off_mac) >> 1]
-                cap = u32[(h + off_snap) >> 2]
-                yield mapping[start : start + (cap if cap < snaplen else snaplen)]
-                h += u32[h >> 2]
+            yield from frame_bytes(batch)
+
+    def columns(self, duration: float | None = None) -> Iterator[Columns]:
+        """Each batch's packet metadata as arrays (timestamp ns, caplen, wire_len, VLAN TCI, rxhash,
+        pkttype, ifindex), with no Python object per packet; ``.to_numpy()`` / ``.to_arrow()`` convert.
+        Same lifetime rules as :meth:`batches` (the arrays are copies and stay valid)."""
+        kernels = self.kernels
+        for batch in self.batches(duration):
+            yield columns_of(kernels, batch)
 
     def batches(self, duration: float | None = None) -> Iterator[Batch]:
         """Advanced, for fast paths that handle a whole batch at once (afpacket.tofile does): each
@@ -547,7 +311,7 @@ class Capture:
         frames, ``batch.ring`` for the memory). A batch goes back to the kernel when the next one is
         requested or the iteration ends. Do not mix with a packet iteration that is mid-batch."""
         self._check()
-        if self._walker is not None and self._batch is not None:
+        if self._walker is not None and self._ring_walker.batch is not None:
             raise AfPacketError("a packet iteration holds a batch; finish it before reading batches")
         self._walker = None
         deadline = time.monotonic() + duration if duration is not None else None
@@ -588,10 +352,8 @@ class Capture:
     def stop(self) -> None:
         """Make a running iteration end soon (safe from another thread or a signal handler)."""
         self._stop = True
-        try:
-            os.write(self._wake_w, b"x")
-        except (BlockingIOError, OSError):
-            pass
+        if self._waiter is not None:
+            self._waiter.wake()
 
     def stats(self) -> SocketStats:
         """Cumulative kernel counters: ``received`` (by the filter), ``drops``, ``packets`` (into the
@@ -605,7 +367,7 @@ class Capture:
         self._check()
         if self._sock.tx is None:
             raise AfPacketError("this capture has no TX ring; open it with tx_geometry=RingGeometry.for_transmit(...)")
-        from .tx import Transmitter
+        from ..tx import Transmitter
 
         return Transmitter.over_socket(self._sock, self.geometry.size)
 
@@ -623,18 +385,13 @@ class Capture:
                 except ValueError:  # generator running in another thread: it stops at its next step
                     pass
         self._walker = self._batch_reader = None
-        b, self._batch = self._batch, None
-        if b is not None:
-            b.expire()
+        if self._ring_walker is not None:
+            self._ring_walker.abandon()
         ring, self._ring = self._ring, None  # type: ignore[assignment]
         if ring is not None and not self._sock.forked:
             ring.release()
-        for fd in (self._wake_r, self._wake_w):
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        if self._waiter is not None:
+            self._waiter.close()
         self._sock.close()
 
     def __enter__(self) -> Capture:

@@ -1,162 +1,57 @@
 """Received packets: a zero-copy view into the ring with a scoped lifetime, and its decoded metadata.
 
-A :class:`Packet` is two references: the *batch* it came in (a V3 block, or a run of V1/V2 frames
-that were ready together) and the offset of its frame header in the ring. Metadata is decoded from
-the header only when asked, so a packet nobody inspects costs one small object. When the capture
-hands the batch back to the kernel, the batch is marked released and every ``memoryview`` given out
-for it is released too: reading a packet after that raises :class:`PacketExpiredError` instead of
-reading memory the kernel is rewriting. ``bytes(pkt)`` or :meth:`Packet.copy` keep data for later.
+A :class:`Packet` is two references: the *batch* it came in (a V3 block, or a run of V1/V2 frames that
+were ready together) and the offset of its frame header in the ring. Its bytes (``data``, ``bytes()``)
+come from the ring kernels' ``PacketBase`` (C or Python); metadata is decoded from the header only
+when asked. When the capture hands the batch back to the kernel, every ``memoryview`` given out for it
+is released, and a packet object still referenced elsewhere gets a private copy of its frame, so it
+keeps working (``list(cap.packets(count=100))`` is safe); only a view taken earlier expires.
 """
 
 from __future__ import annotations
 
-import mmap
 import socket
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from . import abi
-from .errors import PacketExpiredError
+from .. import abi
+from ..errors import PacketExpiredError
+from ..ring import _kernels_py
+from ..ring.layout import Header
 
-#: (status, wire_len, caplen, mac offset, timestamp ns, vlan tci, vlan tpid, rxhash)
-Header = tuple[int, int, int, int, int, int, int, int]
-
-_EXPIRED = (
-    "packet expired: its frame or block went back to the kernel when the capture read past it; "
-    "use it before taking the next one, or keep bytes(pkt) / pkt.copy()"
-)
-
-
-def _decode_v1(buf: memoryview, off: int) -> Header:
-    status, length, snap, mac, _net, sec, usec = abi.TPACKET_HDR.unpack_from(buf, off)
-    return status, length, snap, mac, sec * 1_000_000_000 + usec * 1000, 0, 0, 0
-
-
-def _decode_v2(buf: memoryview, off: int) -> Header:
-    status, length, snap, mac, _net, sec, nsec, tci, tpid = abi.TPACKET2_HDR.unpack_from(buf, off)
-    return status, length, snap, mac, sec * 1_000_000_000 + nsec, tci, tpid, 0
-
-
-def _decode_v3(buf: memoryview, off: int) -> Header:
-    _nxt, sec, nsec, snap, length, status, mac, _net, rxhash, tci, tpid = abi.TPACKET3_HDR.unpack_from(buf, off)
-    return status, length, snap, mac, sec * 1_000_000_000 + nsec, tci & 0xFFFF, tpid, rxhash
-
-
-DECODERS: dict[int, Callable[[memoryview, int], Header]] = {1: _decode_v1, 2: _decode_v2, 3: _decode_v3}
-
-
-class RingMemory:
-    """What a packet needs to find itself in the ring: the mapping, typed views, the version's offsets."""
-
-    __slots__ = (
-        "decode", "map", "mv", "off_len", "off_mac", "off_snap", "raw", "reinsert", "sll_off", "snaplen",
-        "u16", "u32", "version",
-    )
-
-    def __init__(
-        self, ring_map: mmap.mmap, size: int, version: int, snaplen: int, *, raw: bool, reinsert: bool
-    ) -> None:
-        self.map = ring_map
-        self.mv = memoryview(ring_map)[:size]
-        self.u32 = self.mv.cast("I")
-        self.u16 = self.mv.cast("H")
-        self.version = version
-        self.decode = DECODERS[version]
-        self.snaplen = snaplen
-        self.off_len = abi.OFF_LEN[version]
-        self.off_snap = abi.OFF_SNAPLEN[version]
-        self.off_mac = abi.OFF_MAC[version]
-        self.sll_off = abi.SLL_OFFSET[version]
-        self.raw = raw
-        self.reinsert = reinsert
-
-    def release(self) -> None:
-        self.u16.release()
-        self.u32.release()
-        self.mv.release()
-
-
-class Batch:
-    """The lease on a run of frames (V1/V2) or one block (V3). ``views`` is None once handed back."""
-
-    __slots__ = ("block", "copies", "count", "first", "hdrs", "ring", "views")
-
-    def __init__(self, ring: RingMemory) -> None:
-        self.ring = ring
-        self.views: list[memoryview] | None = []
-        #: PACKET_COPY_THRESH: full copies of truncated frames, by frame header offset
-        self.copies: dict[int, bytes] | None = None
-        #: V1/V2: the frame header offsets in the batch
-        self.hdrs: list[int] = []
-        #: V3: the block's offset, its first packet header, and (all versions) how many packets
-        self.block = 0
-        self.first = 0
-        self.count = 0
-
-    def expire(self) -> None:
-        views, self.views = self.views, None
-        if views:
-            for v in views:
-                try:
-                    v.release()
-                except BufferError:
-                    # Something holds a buffer exported from this view (struct.unpack_from is done
-                    # by now; a numpy array from np.frombuffer is not): it cannot be revoked from
-                    # Python. Documented: copy with bytes(pkt) to keep data beyond the batch.
-                    pass
+if TYPE_CHECKING:
+    from ..ring.memory import RingMemory
 
 
 class Packet:
-    """One received frame, valid while its batch is held by the capture.
+    """One received frame.
 
-    ``data`` is a read-only-in-spirit ``memoryview`` of the frame in the ring (zero copy); ``bytes(pkt)``
-    copies it. Metadata attributes decode the frame header on access.
+    ``data`` is a ``memoryview`` of the frame in the ring (zero copy), valid until the capture reads
+    past the packet's batch; ``bytes(pkt)`` copies it. Metadata attributes decode the frame header on
+    access. A packet object you keep stays valid after its batch went back (its frame is copied out at
+    that moment); :meth:`copy` gives a plain, frozen :class:`CopiedPacket`.
     """
 
-    __slots__ = ("_batch", "_hdr")
-    _batch: Batch
+    __slots__ = ()
+    _batch: Any
     _hdr: int
+    if TYPE_CHECKING:
+
+        @property
+        def data(self) -> memoryview: ...
+
+        def __bytes__(self) -> bytes: ...
+
+        def _caplen(self) -> int: ...
 
     def _ring(self) -> RingMemory:
-        if self._batch.views is None:
-            raise PacketExpiredError(_EXPIRED)
-        return self._batch.ring
-
-    def _bounds(self, r: RingMemory) -> tuple[int, int]:
-        h = self._hdr
-        start = h + r.u16[(h + r.off_mac) >> 1]
-        cap = r.u32[(h + r.off_snap) >> 2]
-        if cap > r.snaplen:
-            cap = r.snaplen
-        return start, start + cap
-
-    @property
-    def data(self) -> memoryview:
-        """The captured bytes, a zero-copy view into the ring (raises once the batch is released)."""
-        b = self._batch
-        views = b.views
-        if views is None:
-            raise PacketExpiredError(_EXPIRED)
-        if b.copies is not None and self._hdr in b.copies:
-            v = memoryview(b.copies[self._hdr])
-        else:
-            r = b.ring
-            h = self._hdr
-            start = h + r.u16[(h + r.off_mac) >> 1]
-            cap = r.u32[(h + r.off_snap) >> 2]
-            v = r.mv[start : start + (cap if cap < r.snaplen else r.snaplen)]
-        views.append(v)
-        return v
-
-    def __bytes__(self) -> bytes:
         b = self._batch
         if b.views is None:
-            raise PacketExpiredError(_EXPIRED)
-        if b.copies is not None and self._hdr in b.copies:
-            return b.copies[self._hdr]
-        start, end = self._bounds(b.ring)
-        return b.ring.map[start:end]
+            raise PacketExpiredError(_kernels_py.EXPIRED)
+        ring: RingMemory = b.ring
+        return ring
 
     def __len__(self) -> int:
         return self.caplen
@@ -179,11 +74,7 @@ class Packet:
     @property
     def caplen(self) -> int:
         """Bytes captured: the wire length, less what the ring or snaplen cut off."""
-        b = self._batch
-        if b.copies is not None and self._hdr in b.copies:
-            return len(b.copies[self._hdr])
-        start, end = self._bounds(self._ring())
-        return end - start
+        return self._caplen()
 
     @property
     def wire_len(self) -> int:
@@ -209,7 +100,7 @@ class Packet:
     def vlan_present(self) -> bool:
         """An outer VLAN tag was stripped into metadata (VLAN_VALID, or a non-zero TCI, as libpcap)."""
         h = self._header()
-        return bool(h[0] & abi.TP_STATUS_VLAN_VALID or h[5])
+        return self._ring().version != 1 and bool(h[0] & abi.TP_STATUS_VLAN_VALID or h[5])
 
     @property
     def tag_in_data(self) -> bool:
@@ -232,7 +123,7 @@ class Packet:
         h = self._header()
         if h[0] & abi.TP_STATUS_VLAN_TPID_VALID and h[6]:
             return h[6]
-        return abi.ETH_P_8021Q if (h[0] & abi.TP_STATUS_VLAN_VALID or h[5]) else 0
+        return abi.ETH_P_8021Q if self.vlan_present else 0
 
     @property
     def rxhash(self) -> int:
@@ -284,17 +175,29 @@ class Packet:
         """
         r = self._ring()
         data = bytes(self)
-        if r.reinsert or not r.raw or r.version == 1 or not self.vlan_present:
+        if r.reinsert or not r.raw or not self.vlan_present:
             return data
         return insert_tag(data, self.vlan_tpid, self.vlan_tci)
+
+    def file_record(self) -> tuple[bytes | memoryview, int]:
+        """(bytes, wire length) as a capture file stores this packet, the rule of the ring kernels'
+        ``pcap_records``: SOCK_RAW frames with a stripped tag get it back (both lengths + 4);
+        SOCK_DGRAM packets get a Linux cooked (SLL) header (both lengths + 16)."""
+        r = self._ring()
+        wire = self.wire_len
+        if not r.raw:
+            sll = self._sll()
+            return cooked_header(sll[4], sll[3], sll[6][: sll[5]], socket.ntohs(sll[1])) + bytes(self), wire + 16
+        if self.vlan_present and not r.reinsert and self.caplen >= 12:
+            return self.tagged(), wire + 4
+        return self.data, wire
 
     def copy(self) -> CopiedPacket:
         """Everything about the packet, copied out of the ring: valid forever."""
         st, wire, _snap, _mac, ts, tci, _tpid, rxh = self._header()
         sll = self._sll()
         data = bytes(self)
-        r = self._batch.ring
-        present = bool(st & abi.TP_STATUS_VLAN_VALID or tci)
+        present = self.vlan_present
         return CopiedPacket(
             data=data,
             timestamp_ns=ts,
@@ -306,11 +209,13 @@ class Packet:
             vlan_present=present,
             rxhash=rxh,
             ifindex=sll[2],
-            protocol=self.protocol,
+            protocol=socket.ntohs(sll[1]),
             hatype=sll[3],
             pkttype=sll[4],
             src_addr=sll[6][: sll[5]],
-            tag_in_data=present and r.reinsert and r.raw and r.version != 1,
+            tag_in_data=self.tag_in_data,
+            version=self._ring().version,
+            raw=self._ring().raw,
         )
 
     def __repr__(self) -> str:
@@ -322,40 +227,66 @@ class Packet:
         )
 
 
-def packet_class(ring: RingMemory, *, copies: bool = False) -> type[Packet]:
-    """A Packet subclass for one ring, its hot accessors bound to that ring's memory and layout.
+_CLASSES: dict[str, type[Packet]] = {}
 
-    ``data`` and ``bytes()`` are what every consumer calls for every packet; reading the ring's views
-    and offsets from closure cells instead of through ``self._batch.ring`` saves most of their cost.
-    With PACKET_COPY_THRESH the generic accessors stay (they look for full copies first).
+
+def generic_class(kernels: ModuleType) -> type[Packet]:
+    """The packet class of one kernel implementation: :class:`Packet`'s metadata over the kernels'
+    ``PacketBase`` (its bytes accessors). One per implementation; ``isinstance(p, Packet)`` holds."""
+    cls = _CLASSES.get(kernels.IMPLEMENTATION)
+    if cls is None:
+        cls = type("Packet", (Packet, kernels.PacketBase), {"__slots__": (), "__module__": __name__})
+        _CLASSES[kernels.IMPLEMENTATION] = cls
+    return cls
+
+
+def packet_class(kernels: ModuleType, ring: RingMemory, *, copies: bool = False) -> type[Packet]:
+    """The packet class a capture hands out.
+
+    The C kernels' accessors are already fast: their generic class serves. For pure Python, a subclass
+    per ring whose ``data`` and ``bytes()`` read the ring's views and offsets from closure cells instead
+    of through ``self._batch.ring`` (most of their cost). With PACKET_COPY_THRESH the generic
+    accessors stay (they look for full copies first).
     """
-    if copies:
-        return Packet
-    mv, u16, u32, mapping = ring.mv, ring.u16, ring.u32, ring.map
-    snaplen, off_mac, off_snap = ring.snaplen, ring.off_mac, ring.off_snap
+    generic = generic_class(kernels)
+    if copies or kernels.IMPLEMENTATION != "python":
+        return generic
+    mv, u16, u32 = ring.mv, ring.u16, ring.u32
+    snaplen, off_mac, off_snap, fsz = ring.snaplen, ring.off_mac, ring.off_snap, ring.frame_size
+    expired = _kernels_py.EXPIRED
 
-    class RingPacket(Packet):
+    class RingPacket(generic):  # type: ignore[valid-type,misc]
         __slots__ = ()
 
         @property
         def data(self) -> memoryview:
-            views = self._batch.views
+            b = self._batch
+            views = b.views
             if views is None:
-                raise PacketExpiredError(_EXPIRED)
+                raise PacketExpiredError(expired)
             h = self._hdr
             start = h + u16[(h + off_mac) >> 1]
             cap = u32[(h + off_snap) >> 2]
-            v = mv[start : start + (cap if cap < snaplen else snaplen)]
+            stop = start + (cap if cap < snaplen else snaplen)
+            end = b.end or h + fsz
+            if stop > end:
+                stop = end if end > start else start
+            v = mv[start:stop]
             views.append(v)
             return v
 
         def __bytes__(self) -> bytes:
-            if self._batch.views is None:
-                raise PacketExpiredError(_EXPIRED)
+            b = self._batch
+            if b.views is None:
+                raise PacketExpiredError(expired)
             h = self._hdr
             start = h + u16[(h + off_mac) >> 1]
             cap = u32[(h + off_snap) >> 2]
-            return mapping[start : start + (cap if cap < snaplen else snaplen)]
+            stop = start + (cap if cap < snaplen else snaplen)
+            end = b.end or h + fsz
+            if stop > end:
+                stop = end if end > start else start
+            return mv[start:stop].tobytes()
 
     RingPacket.__name__ = RingPacket.__qualname__ = "Packet"
     return RingPacket
@@ -363,7 +294,8 @@ def packet_class(ring: RingMemory, *, copies: bool = False) -> type[Packet]:
 
 @dataclass(frozen=True)
 class CopiedPacket:
-    """A packet copied out of the ring (:meth:`Packet.copy`): plain data, no lifetime rules."""
+    """A packet copied out of the ring (:meth:`Packet.copy`): every attribute a live packet has, as
+    plain data with no lifetime rules."""
 
     data: bytes
     timestamp_ns: int
@@ -381,14 +313,65 @@ class CopiedPacket:
     src_addr: bytes
     #: the capture already put the VLAN tag back into ``data`` (``reinsert_vlan=True``)
     tag_in_data: bool = False
+    #: the TPACKET version of the ring it came from
+    version: int = 3
+    #: from a SOCK_RAW capture (data starts at the link header); False for SOCK_DGRAM / ``any``
+    raw: bool = True
 
     def __bytes__(self) -> bytes:
         return self.data
+
+    def __len__(self) -> int:
+        return self.caplen
+
+    @property
+    def timestamp(self) -> float:
+        return self.timestamp_ns / 1e9
+
+    @property
+    def pkttype_name(self) -> str:
+        return abi.PKTTYPE_NAMES.get(self.pkttype, str(self.pkttype))
+
+    @property
+    def vlan_id(self) -> int:
+        return self.vlan_tci & 0x0FFF
+
+    @property
+    def outgoing(self) -> bool:
+        return self.pkttype == abi.PACKET_OUTGOING
+
+    @property
+    def truncated(self) -> bool:
+        return self.caplen < self.wire_len
+
+    @property
+    def status_flags(self) -> list[str]:
+        return status_names(self.status, self.version)
 
     def tagged(self) -> bytes:
         if not self.vlan_present or self.tag_in_data:
             return self.data
         return insert_tag(self.data, self.vlan_tpid, self.vlan_tci)
+
+    def file_record(self) -> tuple[bytes, int]:
+        """As :meth:`Packet.file_record`."""
+        if not self.raw:
+            head = cooked_header(self.pkttype, self.hatype, self.src_addr, self.protocol)
+            return head + self.data, self.wire_len + 16
+        if self.vlan_present and not self.tag_in_data and self.caplen >= 12:
+            return self.tagged(), self.wire_len + 4
+        return self.data, self.wire_len
+
+    def copy(self) -> CopiedPacket:
+        return self
+
+
+_SLL = struct.Struct("!HHH8sH")
+
+
+def cooked_header(pkttype: int, hatype: int, addr: bytes, protocol: int) -> bytes:
+    """The 16-byte Linux cooked (SLL) header libpcap puts before SOCK_DGRAM packets."""
+    return _SLL.pack(pkttype, hatype, len(addr), addr[:8].ljust(8, b"\0"), protocol)
 
 
 def insert_tag(frame: bytes, tpid: int, tci: int) -> bytes:

@@ -1,0 +1,450 @@
+"""The ring kernels in pure Python: every read and write of ring memory goes through these.
+
+``_kernels.c`` implements the same names with the same behaviour (tests compare them byte for byte
+over synthetic rings, and a fuzz test over random ones). Rules both follow:
+
+* Ownership: a V1/V2 frame is the user's when ``tp_status & TP_STATUS_USER``; a V3 block when its
+  ``block_status`` has it. Handing back stores ``TP_STATUS_KERNEL`` last. Pure Python has no acquire
+  load or release store: on x86-64 loads are not reordered with loads, nor stores with stores, which
+  is all the ring protocol needs. The C kernels use ``__atomic`` acquire/release and are also right on
+  weakly ordered CPUs (arm64).
+* Bounds: a header must lie 4-byte aligned and wholly inside its frame (V1/V2) or block (V3); a V3
+  block's chain stops at the first ``tp_next_offset`` that leaves the block, or is 0 before
+  ``num_pkts``. A packet's bytes start at ``hdr + tp_mac`` and run ``min(tp_snaplen, snaplen)``
+  bytes, cut at the end of the frame or block. So a corrupt header never reads outside the mapping.
+* Live packet to file record (one owner, used by every capture-to-file path): SOCK_RAW frames get a
+  tag the kernel stripped put back after the MAC addresses (unless ``reinsert_vlan`` already did, or
+  the ring is V1, which has no VLAN fields), and both lengths grow by 4; SOCK_DGRAM packets get the
+  16-byte Linux cooked (SLL) header built from their sockaddr_ll, and both lengths grow by 16.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .. import abi
+from ..errors import PacketExpiredError
+from ..savefile.pcap import RECORD_LE as _PCAP_RECORD
+from ..savefile.pcapng import EPB_FIXED_FLAGS, EPB_HEAD, EPB_TAILS_FLAGS, EPB_TYPE, OPT_EPB_FLAGS
+from ..savefile.record import PKTTYPE_TO_EPB_FLAGS
+from .layout import BLOCK
+from .memory import RingMemory
+
+if TYPE_CHECKING:
+    from array import array
+
+IMPLEMENTATION = "python"
+
+_USER = abi.TP_STATUS_USER
+_VLAN_VALID = abi.TP_STATUS_VLAN_VALID
+_TPID_VALID = abi.TP_STATUS_VLAN_TPID_VALID
+_TAG = struct.Struct("!HH")
+_SLL = struct.Struct("!HHH8sH")
+_EPB_FLAGS = [PKTTYPE_TO_EPB_FLAGS.get(t, 0) for t in range(256)]
+_new = object.__new__
+_3 = 3
+
+EXPIRED = (
+    "packet expired: its frame or block went back to the kernel when the capture read past it; "
+    "use it before taking the next one, or keep bytes(pkt) / pkt.copy()"
+)
+
+
+class Batch:
+    """The lease on a run of V1/V2 frames or one V3 block: header offsets, and the views handed out.
+
+    ``end`` bounds every packet's bytes: the block's end for V3, 0 for V1/V2 (each frame then ends
+    at ``hdr + ring.frame_size``). ``views`` is None once the batch went back to the kernel.
+    """
+
+    __slots__ = ("block", "copies", "count", "end", "hdrs", "kept", "ring", "views")
+
+    def __init__(self, ring: RingMemory, hdrs: list[int], end: int = 0, block: int = -1) -> None:
+        size = len(ring.mv)
+        end = min(max(end, 0), size)
+        if hdrs:  # the C Batch's check, per header there; min/max/map keep it cheap here
+            lo, hi = min(hdrs), max(hdrs)
+            lim = end if end else hi + ring.frame_size
+            if (lo < 0 or hi + ring.sll_off + 20 > size or hi + ring.layout.header.size > lim or lim > size
+                    or any(map(_3.__and__, hdrs))):
+                raise ValueError(f"a frame header offset ({lo}..{hi}) lies outside its frame/block or the ring")
+        self.ring = ring
+        self.hdrs = hdrs
+        self.count = len(hdrs)
+        self.end = end
+        self.block = block
+        self.views: list[memoryview] | None = []
+        #: PACKET_COPY_THRESH: full copies of truncated frames, by header offset
+        self.copies: dict[int, bytes] | None = None
+        #: packets of this batch that someone kept while the walk went on (see :func:`packets`)
+        self.kept: list[Any] = []
+
+    def expire(self, pool: list[Any] | None = None) -> list[Any]:
+        """Revoke every view handed out, and return the packets of this batch still referenced
+        elsewhere (the caller detaches them). Pool entries that are returned are replaced."""
+        views, self.views = self.views, None
+        if views:
+            for v in views:
+                try:
+                    v.release()
+                except BufferError:
+                    # A buffer exported from the view (np.frombuffer) cannot be revoked from Python.
+                    pass
+        held = []
+        rc = sys.getrefcount
+        kept, self.kept = self.kept, []
+        for p in kept:  # references: the list, p, getrefcount's argument
+            if rc(p) > 3 and p._batch is self:
+                held.append(p)
+        if pool is not None:
+            for i in range(len(pool)):
+                p = pool[i]
+                if rc(p) > 3 and getattr(p, "_batch", None) is self:  # the pool, p, the argument
+                    held.append(p)
+                    pool[i] = _new(type(p))
+        return held
+
+
+class PacketBase:
+    """The hot part of a packet: where it is, and its bytes (``data`` zero copy, ``bytes()`` a copy)."""
+
+    __slots__ = ("_batch", "_hdr")
+    _batch: Batch
+    _hdr: int
+
+    def _span(self) -> tuple[int, int]:
+        b = self._batch
+        if b.views is None:
+            raise PacketExpiredError(EXPIRED)
+        r = b.ring
+        h = self._hdr
+        start = h + r.u16[(h + r.off_mac) >> 1]
+        cap = r.u32[(h + r.off_snap) >> 2]
+        stop = start + (cap if cap < r.snaplen else r.snaplen)
+        end = b.end if b.end else h + r.frame_size
+        if stop > end:
+            stop = end if end > start else start
+        return start, stop
+
+    @property
+    def data(self) -> memoryview:
+        """The captured bytes, a zero-copy view into the ring (raises once the batch went back)."""
+        b = self._batch
+        views = b.views
+        if views is None:
+            raise PacketExpiredError(EXPIRED)
+        if b.copies is not None and self._hdr in b.copies:
+            v = memoryview(b.copies[self._hdr])
+        else:
+            start, stop = self._span()
+            v = b.ring.mv[start:stop]
+        views.append(v)
+        return v
+
+    def __bytes__(self) -> bytes:
+        b = self._batch
+        if b.views is None:
+            raise PacketExpiredError(EXPIRED)
+        if b.copies is not None and self._hdr in b.copies:
+            return b.copies[self._hdr]
+        start, stop = self._span()
+        return bytes(b.ring.mv[start:stop])
+
+    def _caplen(self) -> int:
+        b = self._batch
+        if b.copies is not None and self._hdr in b.copies:
+            if b.views is None:
+                raise PacketExpiredError(EXPIRED)
+            return len(b.copies[self._hdr])
+        start, stop = self._span()
+        return stop - start
+
+
+def _free_refcount() -> int:
+    # What sys.getrefcount reports inside packets() for a pooled packet nobody else holds: measured
+    # with the same code shape rather than assumed, so it follows the interpreter.
+    pool = [_new(PacketBase)]
+    p = pool[0]
+    return sys.getrefcount(p)
+
+
+_FREE = _free_refcount()
+
+
+def new_pool(cls: type[Any]) -> list[Any]:
+    """Two packet objects of ``cls`` that :func:`packets` uses in turn."""
+    return [_new(cls), _new(cls)]
+
+
+def packets(batch: Batch, cls: type[Any], pool: list[Any]) -> Iterator[Any]:
+    """One packet per header of ``batch``.
+
+    Allocation is most of a packet's cost, so an object from ``pool`` is re-pointed when its reference
+    count shows that nobody kept it (CPython's zip() does the same with its result tuples); a packet
+    the caller kept is never touched again: it is noted in ``batch.kept`` (so the batch can give it a
+    copy of its frame when it goes back) and the pool takes a fresh object.
+    """
+    rc = sys.getrefcount
+    free = _FREE
+    kept = batch.kept
+    k = 0
+    for h in batch.hdrs:
+        k ^= 1
+        p = pool[k]
+        if rc(p) != free:
+            if p._batch is batch:
+                kept.append(p)
+            p = pool[k] = _new(cls)
+        p._batch = batch
+        p._hdr = h
+        yield p
+
+
+# -- ownership -------------------------------------------------------------------------------------
+def ready_frames(ring: RingMemory, offsets: Sequence[int], start: int, limit: int) -> list[int]:
+    """V1/V2: header offsets of the consecutive user-owned frames from index ``start`` on, at most
+    ``limit`` and never more than one ring's worth."""
+    u32 = ring.u32
+    n = len(offsets)
+    out: list[int] = []
+    i = start
+    if limit > n:
+        limit = n
+    while len(out) < limit:
+        off = offsets[i]
+        if not u32[off >> 2] & _USER:  # the low word of tp_status (V1's is 64 bits)
+            break
+        out.append(off)
+        i += 1
+        if i == n:
+            i = 0
+    return out
+
+
+def block_ready(ring: RingMemory, block: int) -> bool:
+    """V3: the kernel retired the block at offset ``block`` and handed it over."""
+    return bool(ring.u32[(block + BLOCK.off_status) >> 2] & _USER)
+
+
+def release_frames(ring: RingMemory, hdrs: Sequence[int]) -> None:
+    """Hand V1/V2 frames back (tp_status = TP_STATUS_KERNEL, after every read of them)."""
+    u32 = ring.u32
+    for h in hdrs:
+        u32[h >> 2] = 0
+        if ring.version == 1:
+            u32[(h >> 2) + 1] = 0  # V1's tp_status is an unsigned long
+
+
+def release_block(ring: RingMemory, block: int) -> None:
+    """Hand a V3 block back (block_status = TP_STATUS_KERNEL, after every read of it)."""
+    ring.u32[(block + BLOCK.off_status) >> 2] = 0
+
+
+def block_headers(ring: RingMemory, first: int, count: int, end: int) -> list[int]:
+    """V3: the header offsets of a block's packets, from ``first`` along tp_next_offset, at most
+    ``count``, each aligned and wholly before ``end`` (a corrupt chain stops early)."""
+    u32 = ring.u32
+    size = ring.layout.header.size
+    end = min(end, len(ring.mv))
+    out: list[int] = []
+    h = first
+    for _ in range(count):
+        if h & 3 or h < 0 or h + size > end:
+            break
+        out.append(h)
+        nxt = u32[h >> 2]
+        if nxt == 0:
+            break
+        h += nxt
+    return out
+
+
+def block_info(ring: RingMemory, block: int) -> tuple[int, int, int, int]:
+    """V3: (block_status, num_pkts, offset_to_first_pkt, seq_num) of the block at ``block``."""
+    u32 = ring.u32
+    b = block >> 2
+    st = u32[b + (BLOCK.off_status >> 2)]
+    n = u32[b + (BLOCK.off_num_pkts >> 2)]
+    first = u32[b + (BLOCK.off_first_pkt >> 2)]
+    seq = u32[b + (BLOCK.off_seq_num >> 2)] | u32[b + (BLOCK.off_seq_num >> 2) + 1] << 32
+    return st, n, first, seq
+
+
+# -- reading a batch -------------------------------------------------------------------------------
+def frame_bytes(batch: Batch) -> list[bytes]:
+    """The bytes of every packet of the batch (copies, ring order)."""
+    r = batch.ring
+    mv, u16, u32, snaplen = r.mv, r.u16, r.u32, r.snaplen
+    off_mac, off_snap, fsz, bend = r.off_mac, r.off_snap, r.frame_size, batch.end
+    out = []
+    for h in batch.hdrs:
+        start = h + u16[(h + off_mac) >> 1]
+        cap = u32[(h + off_snap) >> 2]
+        stop = start + (cap if cap < snaplen else snaplen)
+        end = bend if bend else h + fsz
+        if stop > end:
+            stop = end if end > start else start
+        out.append(bytes(mv[start:stop]))
+    return out
+
+
+def _record(r: RingMemory, h: int, end: int) -> tuple[int, int, bytes, int]:
+    """(timestamp ns, wire length, the bytes to store, pkttype) for one packet, as a file should hold
+    it (see the module docstring)."""
+    mv = r.mv
+    st, wire, snap, mac, ts, tci, tpid, _rxhash = r.decode(mv, h)
+    start = h + mac
+    stop = start + (snap if snap < r.snaplen else r.snaplen)
+    if stop > end:
+        stop = end if end > start else start
+    sll = h + r.sll_off
+    pkttype = mv[sll + 10]
+    if not r.raw:
+        halen = min(mv[sll + 11], 8)
+        head = _SLL.pack(pkttype, r.u16[(sll + 8) >> 1], halen, bytes(mv[sll + 12 : sll + 12 + halen]), 0)
+        # sll_protocol is already in network byte order
+        return ts, wire + 16, head[:14] + mv[sll + 2 : sll + 4] + mv[start:stop], pkttype
+    if (st & _VLAN_VALID or tci) and r.version != 1 and not r.reinsert and stop - start >= 12:
+        tag = _TAG.pack(tpid if st & _TPID_VALID and tpid else abi.ETH_P_8021Q, tci)
+        return ts, wire + 4, mv[start : start + 12].tobytes() + tag + mv[start + 12 : stop], pkttype
+    return ts, wire, mv[start:stop].tobytes(), pkttype
+
+
+def pcap_records(batch: Batch, start: int, stop: int, out: bytearray, nanosecond: bool, budget: int = -1) -> int:
+    """Append pcap records (little endian) for the batch's packets ``start`` to ``stop`` (indexes).
+
+    Stops before a packet once more than ``budget`` bytes were appended (``-1``: no limit), so a
+    caller can rotate files by size; returns the index of the first packet not written.
+    """
+    r = batch.ring
+    pack = _PCAP_RECORD.pack
+    bend, fsz = batch.end, r.frame_size
+    unit = 1 if nanosecond else 1000
+    base = len(out)
+    hdrs = batch.hdrs
+    stop = min(stop, len(hdrs))
+    for i in range(start, stop):
+        if 0 <= budget < len(out) - base:
+            return i
+        h = hdrs[i]
+        ts, wire, data, _pt = _record(r, h, bend if bend else h + fsz)
+        sec, frac = divmod(ts, 1_000_000_000)
+        out += pack(sec, frac // unit, len(data), wire)
+        out += data
+    return stop
+
+
+def pcapng_records(
+    batch: Batch, start: int, stop: int, out: bytearray, iface_ids: dict[int, int], nanosecond: bool,
+    budget: int = -1,
+) -> int:
+    """Append pcapng enhanced packet blocks (little endian, with epb_flags for the direction) for the
+    batch's packets ``start`` to ``stop``; each packet's interface id is ``iface_ids[ifindex]``.
+
+    Stops before a packet whose ifindex is not in ``iface_ids`` (the caller writes its interface
+    description and calls again) or once more than ``budget`` bytes were appended; returns the index
+    of the first packet not written.
+    """
+    r = batch.ring
+    head = EPB_HEAD.pack
+    tails = [t.pack for t in EPB_TAILS_FLAGS]
+    flags_of = _EPB_FLAGS
+    bend, fsz = batch.end, r.frame_size
+    ifindex_at = r.sll_off + 4
+    unit = 1 if nanosecond else 1000
+    base = len(out)
+    hdrs = batch.hdrs
+    stop = min(stop, len(hdrs))
+    for i in range(start, stop):
+        if 0 <= budget < len(out) - base:
+            return i
+        h = hdrs[i]
+        iid = iface_ids.get(_I32.unpack_from(r.mv, h + ifindex_at)[0])
+        if iid is None:
+            return i
+        ts, wire, data, pkttype = _record(r, h, bend if bend else h + fsz)
+        ticks = ts // unit
+        cap = len(data)
+        total = EPB_FIXED_FLAGS + cap + (-cap & 3)
+        out += head(EPB_TYPE, total, iid, ticks >> 32, ticks & 0xFFFFFFFF, cap, wire)
+        out += data
+        out += tails[cap & 3](OPT_EPB_FLAGS, 4, flags_of[pkttype], 0, 0, total)
+    return stop
+
+
+def fill_columns(
+    batch: Batch, ts_ns: array[int], caplen: array[int], wire_len: array[int], vlan_tci: array[int],
+    rxhash: array[int], pkttype: array[int], ifindex: array[int],
+) -> None:
+    """Write each packet's metadata into the arrays (each at least ``batch.count`` long): timestamp
+    in ns, bytes captured (as ``data`` holds them), wire length, VLAN TCI (0 when none or V1), rxhash
+    (V3 with rxhash requested, else 0), packet type and interface index."""
+    r = batch.ring
+    lay = r.layout
+    u16, u32, mv = r.u16, r.u32, r.mv
+    snaplen, bend, fsz = r.snaplen, batch.end, r.frame_size
+    sll = r.sll_off
+    for i, h in enumerate(batch.hdrs):
+        start = h + u16[(h + lay.off_mac) >> 1]
+        cap = u32[(h + lay.off_snaplen) >> 2]
+        stop = start + (cap if cap < snaplen else snaplen)
+        end = bend if bend else h + fsz
+        if stop > end:
+            stop = end if end > start else start
+        ts_ns[i] = u32[(h + lay.off_sec) >> 2] * 1_000_000_000 + u32[(h + lay.off_frac) >> 2] * lay.frac_ns
+        caplen[i] = stop - start
+        wire_len[i] = u32[(h + lay.off_len) >> 2]
+        vlan_tci[i] = u16[(h + lay.off_vlan_tci) >> 1] if lay.off_vlan_tci >= 0 else 0
+        rxhash[i] = u32[(h + lay.off_rxhash) >> 2] if lay.off_rxhash >= 0 else 0
+        pkttype[i] = mv[h + sll + 10]
+        ifindex[i] = _I32.unpack_from(mv, h + sll + 4)[0]
+
+
+# -- transmit --------------------------------------------------------------------------------------
+def tx_fill(
+    tx_map: Any, offsets: Sequence[int], head: int, frames: Sequence[Any], first: int, room: int,
+    data_offset: int, min_len: int, max_len: int, params: tuple[int, ...],
+) -> tuple[int, int]:
+    """Copy ``frames[first:]`` into consecutive free TX slots from index ``head`` and mark each
+    TP_STATUS_SEND_REQUEST, header words first, the status last; at most ``room`` frames.
+
+    Stops at a frame whose length is outside ``min_len..max_len`` (the caller checks it) or at a slot
+    that is not free (the caller reclaims it). Returns (frames queued, their bytes).
+    ``params``: (version, tp_status offset, tp_len offset, tp_snaplen offset, tp_mac offset, tp_net offset).
+    """
+    _version, off_st, off_len, off_snap, off_mac, off_net = params
+    m = tx_map
+    n = len(offsets)
+    busy = abi.TP_STATUS_SEND_REQUEST | abi.TP_STATUS_SENDING | abi.TP_STATUS_WRONG_FORMAT
+    i = head
+    done = nbytes = 0
+    pack16, pack32 = _U16.pack_into, _U32.pack_into
+    for j in range(first, min(len(frames), first + room)):
+        f = frames[j]
+        ln = len(f)
+        if ln < min_len or ln > max_len:
+            break
+        off = offsets[i]
+        if m[off + off_st] & busy:
+            break
+        d = off + data_offset
+        m[d : d + ln] = f
+        pack32(m, off + off_len, ln)
+        pack32(m, off + off_snap, ln)
+        pack16(m, off + off_mac, data_offset)
+        pack16(m, off + off_net, data_offset)
+        pack32(m, off + off_st, abi.TP_STATUS_SEND_REQUEST)
+        i += 1
+        if i == n:
+            i = 0
+        done += 1
+        nbytes += ln
+    return done, nbytes
+
+
+_U16 = struct.Struct("=H")
+_U32 = struct.Struct("=I")
+_I32 = struct.Struct("=i")

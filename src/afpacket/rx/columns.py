@@ -1,0 +1,77 @@
+"""A batch's packet metadata as arrays: one ``array.array`` per field, no Python object per packet.
+
+The ring kernels fill the arrays (``fill_columns``); :meth:`Columns.to_numpy` and
+:meth:`Columns.to_arrow` hand them to numpy or pyarrow without copying, both imported only when
+asked for (optional extras: ``pip install afpacket[numpy]`` / ``afpacket[arrow]``).
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass, fields
+from types import ModuleType
+from typing import Any
+
+from ..errors import AfPacketError
+
+#: field name -> array typecode
+COLUMNS: dict[str, str] = {
+    "timestamp_ns": "q",
+    "caplen": "I",
+    "wire_len": "I",
+    "vlan_tci": "H",
+    "rxhash": "I",
+    "pkttype": "B",
+    "ifindex": "i",
+}
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Per-packet metadata of one batch, in ring order; every array has the same length."""
+
+    timestamp_ns: array[int]
+    caplen: array[int]
+    wire_len: array[int]
+    vlan_tci: array[int]
+    rxhash: array[int]
+    pkttype: array[int]
+    ifindex: array[int]
+
+    def __len__(self) -> int:
+        return len(self.timestamp_ns)
+
+    def to_dict(self) -> dict[str, array[int]]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def to_numpy(self) -> dict[str, Any]:
+        """numpy arrays sharing the columns' memory (needs numpy)."""
+        try:
+            import numpy as np  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            raise AfPacketError("to_numpy() needs numpy: pip install 'afpacket[numpy]'") from None
+        return {name: np.frombuffer(col, dtype=col.typecode) for name, col in self.to_dict().items()}
+
+    def to_arrow(self) -> Any:
+        """A pyarrow Table with one column per field (needs pyarrow); timestamps as timestamp[ns]."""
+        try:
+            import pyarrow as pa  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            raise AfPacketError("to_arrow() needs pyarrow: pip install 'afpacket[arrow]'") from None
+        types = {"q": pa.int64(), "I": pa.uint32(), "H": pa.uint16(), "B": pa.uint8(), "i": pa.int32()}
+        arrays = []
+        for name, col in self.to_dict().items():
+            buf = pa.py_buffer(col)
+            arr = pa.Array.from_buffers(types[col.typecode], len(col), [None, buf])
+            if name == "timestamp_ns":
+                arr = arr.cast(pa.timestamp("ns"))
+            arrays.append(arr)
+        return pa.Table.from_arrays(arrays, names=list(COLUMNS))
+
+
+def columns_of(kernels: ModuleType, batch: Any) -> Columns:
+    """The metadata columns of ``batch``, filled by ``kernels.fill_columns``."""
+    n = batch.count
+    cols = {name: array(code, bytes(array(code).itemsize * n)) for name, code in COLUMNS.items()}
+    kernels.fill_columns(batch, *cols.values())
+    return Columns(**cols)
