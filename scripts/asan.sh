@@ -10,6 +10,8 @@ cp -r src tests setup.py pyproject.toml README.md "$work/"
 find "$work/src" -name '*.so' -delete
 (cd "$work" && AFPACKET_SANITIZE=address AFPACKET_REQUIRE_EXTENSIONS=1 \
   python3 setup.py -q build_ext --inplace >/dev/null)
+so="$(ls "$work"/src/afpacket/ring/_kernels*.so)"
+nm -D "$so" | grep -q __asan_report || { echo "asan.sh: $so is not instrumented" >&2; exit 1; }
 asan="$(gcc -print-file-name=libasan.so)"
 cd "$work"
 # CPython's own allocations are not ours to check for leaks; memory errors are.

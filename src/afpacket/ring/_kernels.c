@@ -83,6 +83,15 @@ static int ring_buffer(PyObject *ring, Py_buffer *view, PyObject **mv_out) {
     return 0;
 }
 
+typedef struct {
+    PyObject_HEAD
+    PyObject *batch;
+    Py_ssize_t hdr;
+    PyObject *view; /* data, made on first access and kept until the batch expires */
+} PacketObject;
+
+static PyObject *str_release; /* "release", interned */
+
 /* ======================================== Batch ================================================ */
 typedef struct {
     PyObject_HEAD
@@ -95,6 +104,9 @@ typedef struct {
     PyObject *kept;     /* always an empty list: the C core needs no pool bookkeeping */
     Py_ssize_t count, end, block;
     Py_ssize_t *offs;   /* hdrs as C integers */
+    PyObject *bmv;      /* one memoryview of the whole buffer, exported by the batch; packet views are
+                         * slices of it, so they share its managed buffer and its one export */
+    Py_ssize_t exports; /* buffers exported from this batch and not yet released */
     Py_buffer buf;      /* held until expire() */
     int has_buf;
     Params p;
@@ -104,7 +116,7 @@ static PyTypeObject BatchType;
 
 static int Batch_traverse(BatchObject *self, visitproc visit, void *arg) {
     Py_VISIT(self->ring); Py_VISIT(self->mv); Py_VISIT(self->hdrs); Py_VISIT(self->views);
-    Py_VISIT(self->copies); Py_VISIT(self->packets); Py_VISIT(self->kept);
+    Py_VISIT(self->copies); Py_VISIT(self->packets); Py_VISIT(self->kept); Py_VISIT(self->bmv);
     return 0;
 }
 
@@ -115,7 +127,7 @@ static void batch_drop_buffer(BatchObject *self) {
 static int Batch_clear(BatchObject *self) {
     batch_drop_buffer(self);
     Py_CLEAR(self->ring); Py_CLEAR(self->mv); Py_CLEAR(self->hdrs); Py_CLEAR(self->views);
-    Py_CLEAR(self->copies); Py_CLEAR(self->packets); Py_CLEAR(self->kept);
+    Py_CLEAR(self->copies); Py_CLEAR(self->packets); Py_CLEAR(self->kept); Py_CLEAR(self->bmv);
     return 0;
 }
 
@@ -188,31 +200,53 @@ static int Batch_set_copies(BatchObject *self, PyObject *v, void *c) {
     return 0;
 }
 
-/* expire(pool=None): revoke the views, let the ring go, return the packets someone still holds. */
+#define POOL_MAX 65536
+/* expire(pool=None): revoke the views, let the ring go, return the packets someone still holds.
+ * Packets nobody holds go back to ``pool`` (a list) for packets() to reuse. */
 static PyObject *Batch_expire(BatchObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    (void)args; (void)nargs;
-    PyObject *views = self->views;
-    self->views = NULL;
-    if (views != NULL) {
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(views); i++) {
-            PyObject *r = PyObject_CallMethod(PyList_GET_ITEM(views, i), "release", NULL);
-            if (r == NULL) {
-                /* BufferError: something exported from the view (np.frombuffer) cannot be revoked */
-                if (PyErr_ExceptionMatches(PyExc_BufferError)) PyErr_Clear();
-                else { Py_DECREF(views); return NULL; }
-            } else Py_DECREF(r);
+    PyObject *pool = nargs > 0 && PyList_Check(args[0]) ? args[0] : NULL;
+    Py_CLEAR(self->views);
+    PyObject *made = self->packets;
+    self->packets = NULL;
+    /* Revoke the views handed out: release those someone still holds, drop the rest. */
+    if (made != NULL) {
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(made); i++) {
+            PacketObject *pk = (PacketObject *)PyList_GET_ITEM(made, i);
+            PyObject *v = pk->view;
+            if (v == NULL) continue;
+            pk->view = NULL;
+            if (Py_REFCNT(v) > 1) {
+                PyObject *r = PyObject_CallMethodNoArgs(v, str_release);
+                if (r == NULL) {
+                    /* BufferError: something exported from the view cannot be revoked (counted below) */
+                    if (!PyErr_ExceptionMatches(PyExc_BufferError)) { Py_DECREF(v); Py_DECREF(made); return NULL; }
+                    PyErr_Clear();
+                } else Py_DECREF(r);
+            }
+            Py_DECREF(v);
         }
-        Py_DECREF(views);
+    }
+    Py_CLEAR(self->bmv);
+    if (self->exports > 0) {
+        /* A buffer derived from a packet view (memoryview(view), np.frombuffer) still points into the
+         * ring: keep the mapping from being unmapped under it (close() then warns). */
+        PyObject *r = PyObject_CallMethod(self->ring, "pin", NULL);
+        if (r == NULL) { Py_XDECREF(made); return NULL; }
+        Py_DECREF(r);
     }
     batch_drop_buffer(self);
     PyObject *held = PyList_New(0);
-    if (held == NULL) return NULL;
-    PyObject *made = self->packets;
-    self->packets = NULL;
+    if (held == NULL) { Py_XDECREF(made); return NULL; }
     if (made != NULL) {
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(made); i++) {
             PyObject *pk = PyList_GET_ITEM(made, i);
-            if (Py_REFCNT(pk) > 1 && PyList_Append(held, pk) < 0) { Py_DECREF(made); Py_DECREF(held); return NULL; }
+            int rc = 0;
+            if (Py_REFCNT(pk) > 1) rc = PyList_Append(held, pk);
+            else if (pool != NULL && PyList_GET_SIZE(pool) < POOL_MAX) {
+                Py_CLEAR(((PacketObject *)pk)->batch);
+                rc = PyList_Append(pool, pk);
+            }
+            if (rc < 0) { Py_DECREF(made); Py_DECREF(held); return NULL; }
         }
         Py_DECREF(made);
     }
@@ -235,6 +269,24 @@ static PyGetSetDef Batch_getset[] = {
     {NULL}
 };
 
+/* The buffer protocol: the batch's memory, exported once (bmv) and sliced for packet views. */
+static int Batch_getbuffer(BatchObject *self, Py_buffer *view, int flags) {
+    if (!self->has_buf || self->views == NULL) {
+        PyErr_SetString(PyExc_BufferError, "the batch went back to the kernel");
+        return -1;
+    }
+    if (PyBuffer_FillInfo(view, (PyObject *)self, self->buf.buf, self->buf.len, 0, flags) < 0) return -1;
+    self->exports++;
+    return 0;
+}
+
+static void Batch_releasebuffer(BatchObject *self, Py_buffer *view) {
+    (void)view;
+    self->exports--;
+}
+
+static PyBufferProcs Batch_as_buffer = {(getbufferproc)Batch_getbuffer, (releasebufferproc)Batch_releasebuffer};
+
 static PyMethodDef Batch_methods[] = {
     {"expire", (PyCFunction)(void (*)(void))Batch_expire, METH_FASTCALL,
      "Revoke the views; return the packets of this batch still referenced elsewhere."},
@@ -255,6 +307,7 @@ static PyTypeObject BatchType = {
     .tp_members = Batch_members,
     .tp_getset = Batch_getset,
     .tp_methods = Batch_methods,
+    .tp_as_buffer = &Batch_as_buffer,
 };
 
 /* The bytes of the packet at header h: [*start, *stop), cut at its frame/block end. */
@@ -270,18 +323,13 @@ static inline void span(const BatchObject *b, Py_ssize_t h, Py_ssize_t *start, P
 }
 
 /* ======================================== PacketBase =========================================== */
-typedef struct {
-    PyObject_HEAD
-    PyObject *batch;
-    Py_ssize_t hdr;
-} PacketObject;
-
 static int Packet_traverse(PacketObject *self, visitproc visit, void *arg) {
     Py_VISIT(self->batch);
+    Py_VISIT(self->view);
     return 0;
 }
 
-static int Packet_clear(PacketObject *self) { Py_CLEAR(self->batch); return 0; }
+static int Packet_clear(PacketObject *self) { Py_CLEAR(self->batch); Py_CLEAR(self->view); return 0; }
 
 static void Packet_dealloc(PacketObject *self) {
     /* Instances are of Python subclasses: their subtype_dealloc drops the reference to the type. */
@@ -316,6 +364,15 @@ static PyObject *full_copy(BatchObject *b, Py_ssize_t hdr) {
 
 static PyObject *Packet_get_data(PacketObject *self, void *c) {
     (void)c;
+    if (self->view != NULL) {
+        if (self->batch == NULL || !PyObject_TypeCheck(self->batch, &BatchType)
+            || ((BatchObject *)self->batch)->views == NULL) {
+            PyErr_SetString(PacketExpiredError, EXPIRED);
+            return NULL;
+        }
+        Py_INCREF(self->view);
+        return self->view;
+    }
     BatchObject *b = live_batch(self);
     if (b == NULL) return NULL;
     PyObject *v;
@@ -323,18 +380,17 @@ static PyObject *Packet_get_data(PacketObject *self, void *c) {
     if (copy != NULL) v = PyMemoryView_FromObject(copy);
     else {
         if (PyErr_Occurred()) return NULL;
+        if (b->bmv == NULL && (b->bmv = PyMemoryView_FromObject((PyObject *)b)) == NULL) return NULL;
         Py_ssize_t s, e;
         span(b, self->hdr, &s, &e);
-        PyObject *lo = PyLong_FromSsize_t(s), *hi = PyLong_FromSsize_t(e);
-        if (lo == NULL || hi == NULL) { Py_XDECREF(lo); Py_XDECREF(hi); return NULL; }
-        PyObject *sl = PySlice_New(lo, hi, NULL);
-        Py_DECREF(lo); Py_DECREF(hi);
-        if (sl == NULL) return NULL;
-        v = PyObject_GetItem(b->mv, sl);
-        Py_DECREF(sl);
+        v = PySequence_GetSlice(b->bmv, s, e);
     }
     if (v == NULL) return NULL;
-    if (PyList_Append(b->views, v) < 0) { Py_DECREF(v); return NULL; }
+    /* Kept until the batch expires, so a view the user still holds then can be revoked. (Thousands of
+     * live views per block are what the garbage collector's young generations walk: most of a packet
+     * object's cost; frames(), columns() and the record kernels make no view.) */
+    Py_INCREF(v);
+    self->view = v;
     return v;
 }
 
@@ -428,13 +484,24 @@ static PyObject *k_packets(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyTypeObject *tp = (PyTypeObject *)cls;
+    PyObject *pool = nargs > 2 && PyList_Check(args[2]) ? args[2] : NULL;
     PyObject *list = PyList_New(b->count);
     if (list == NULL) return NULL;
     for (Py_ssize_t i = 0; i < b->count; i++) {
-        PacketObject *p = (PacketObject *)tp->tp_alloc(tp, 0);
+        PacketObject *p = NULL;
+        /* Allocation is most of a packet's cost: reuse objects expire() found unreferenced. */
+        while (pool != NULL && p == NULL && PyList_GET_SIZE(pool) > 0) {
+            Py_ssize_t last = PyList_GET_SIZE(pool) - 1;
+            PyObject *o = PyList_GET_ITEM(pool, last);
+            Py_INCREF(o);
+            if (PyList_SetSlice(pool, last, last + 1, NULL) < 0) { Py_DECREF(o); Py_DECREF(list); return NULL; }
+            if (Py_TYPE(o) == tp && Py_REFCNT(o) == 1) p = (PacketObject *)o;
+            else Py_DECREF(o);
+        }
+        if (p == NULL) p = (PacketObject *)tp->tp_alloc(tp, 0);
         if (p == NULL) { Py_DECREF(list); return NULL; }
         Py_INCREF(b);
-        p->batch = (PyObject *)b;
+        Py_XSETREF(p->batch, (PyObject *)b);
         p->hdr = b->offs[i];
         PyList_SET_ITEM(list, i, (PyObject *)p);
     }
@@ -445,7 +512,7 @@ static PyObject *k_packets(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 
 static PyObject *k_new_pool(PyObject *m, PyObject *cls) {
     (void)m; (void)cls;
-    return PyList_New(0);
+    return PyList_New(0); /* filled by Batch.expire() with packets nobody kept */
 }
 
 /* ======================================== ownership ============================================ */
@@ -545,7 +612,7 @@ static PyObject *k_release_frames(PyObject *m, PyObject *const *args, Py_ssize_t
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_ssize_t h = PyLong_AsSsize_t(items[i]);
         if (h == -1 && PyErr_Occurred()) break;
-        if (h < 0 || (h & 7) || h + 8 > buf.len) {
+        if (h < 0 || (h & 3) || h + 8 > buf.len) {
             PyErr_Format(PyExc_ValueError, "frame offset %zd outside the ring", h);
             break;
         }
@@ -680,7 +747,10 @@ static int records_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t lo, 
     if (!PyByteArray_Check(args[3])) { PyErr_Format(PyExc_TypeError, "%s(): out must be a bytearray", fn); return -1; }
     Py_ssize_t n = ((BatchObject *)args[0])->count;
     if (*stop > n) *stop = n;
-    if (*start < 0) { PyErr_Format(PyExc_ValueError, "%s(): start must be >= 0", fn); return -1; }
+    if (*start < 0 || *start > *stop) {
+        PyErr_Format(PyExc_ValueError, "%s(): start %zd must lie between 0 and stop (%zd)", fn, *start, *stop);
+        return -1;
+    }
     return 0;
 }
 
@@ -920,6 +990,8 @@ PyMODINIT_FUNC PyInit__kernels(void) {
     PyObject *errors = PyImport_ImportModule("afpacket.errors");
     if (errors == NULL) return NULL;
     PacketExpiredError = PyObject_GetAttrString(errors, "PacketExpiredError");
+    str_release = PyUnicode_InternFromString("release");
+    if (str_release == NULL) return NULL;
     Py_DECREF(errors);
     if (PacketExpiredError == NULL) return NULL;
     /* Linux pkttype -> epb_flags: inbound|unicast, broadcast, multicast, promiscuous; outbound */

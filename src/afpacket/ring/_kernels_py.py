@@ -47,6 +47,21 @@ _EPB_FLAGS = [PKTTYPE_TO_EPB_FLAGS.get(t, 0) for t in range(256)]
 _new = object.__new__
 _3 = 3
 
+_U32_MAX = 0xFFFFFFFF
+
+
+def _live(batch: Batch, fn: str) -> None:
+    """Kernels read a batch only while it is leased (as the C kernels check)."""
+    if batch.views is None:
+        raise PacketExpiredError(f"{fn}(): the batch went back to the kernel")
+
+
+def _block_at(ring: RingMemory, block: int) -> int:
+    if block < 0 or block & 7 or block + BLOCK.size > len(ring.mv):
+        raise ValueError(f"block offset {block} outside the ring")
+    return block >> 2
+
+
 EXPIRED = (
     "packet expired: its frame or block went back to the kernel when the capture read past it; "
     "use it before taking the next one, or keep bytes(pkt) / pkt.copy()"
@@ -180,6 +195,14 @@ def new_pool(cls: type[Any]) -> list[Any]:
 
 
 def packets(batch: Batch, cls: type[Any], pool: list[Any]) -> Iterator[Any]:
+    """One packet per header of ``batch`` (see :func:`_packets`)."""
+    _live(batch, "packets")
+    if not (isinstance(cls, type) and issubclass(cls, PacketBase)):
+        raise TypeError("packets(): cls must be a subclass of PacketBase")
+    return _packets(batch, cls, pool)
+
+
+def _packets(batch: Batch, cls: type[Any], pool: list[Any]) -> Iterator[Any]:
     """One packet per header of ``batch``.
 
     Allocation is most of a packet's cost, so an object from ``pool`` is re-pointed when its reference
@@ -207,14 +230,23 @@ def packets(batch: Batch, cls: type[Any], pool: list[Any]) -> Iterator[Any]:
 def ready_frames(ring: RingMemory, offsets: Sequence[int], start: int, limit: int) -> list[int]:
     """V1/V2: header offsets of the consecutive user-owned frames from index ``start`` on, at most
     ``limit`` and never more than one ring's worth."""
+    if not isinstance(offsets, list):
+        raise TypeError("ready_frames(): offsets must be a list")
     u32 = ring.u32
     n = len(offsets)
     out: list[int] = []
+    if n == 0:
+        return out
+    if not 0 <= start < n:
+        raise IndexError("ready_frames(): start outside the ring")
     i = start
     if limit > n:
         limit = n
+    size = len(ring.mv)
     while len(out) < limit:
         off = offsets[i]
+        if off < 0 or off & 3 or off + 4 > size:
+            raise ValueError(f"frame offset {off} outside the ring")
         if not u32[off >> 2] & _USER:  # the low word of tp_status (V1's is 64 bits)
             break
         out.append(off)
@@ -226,21 +258,24 @@ def ready_frames(ring: RingMemory, offsets: Sequence[int], start: int, limit: in
 
 def block_ready(ring: RingMemory, block: int) -> bool:
     """V3: the kernel retired the block at offset ``block`` and handed it over."""
-    return bool(ring.u32[(block + BLOCK.off_status) >> 2] & _USER)
+    return bool(ring.u32[_block_at(ring, block) + (BLOCK.off_status >> 2)] & _USER)
 
 
 def release_frames(ring: RingMemory, hdrs: Sequence[int]) -> None:
     """Hand V1/V2 frames back (tp_status = TP_STATUS_KERNEL, after every read of them)."""
     u32 = ring.u32
+    size = len(ring.mv)
     for h in hdrs:
-        u32[h >> 2] = 0
+        if h < 0 or h & 3 or h + 8 > size:
+            raise ValueError(f"frame offset {h} outside the ring")
         if ring.version == 1:
             u32[(h >> 2) + 1] = 0  # V1's tp_status is an unsigned long
+        u32[h >> 2] = 0
 
 
 def release_block(ring: RingMemory, block: int) -> None:
     """Hand a V3 block back (block_status = TP_STATUS_KERNEL, after every read of it)."""
-    ring.u32[(block + BLOCK.off_status) >> 2] = 0
+    ring.u32[_block_at(ring, block) + (BLOCK.off_status >> 2)] = 0
 
 
 def block_headers(ring: RingMemory, first: int, count: int, end: int) -> list[int]:
@@ -265,7 +300,7 @@ def block_headers(ring: RingMemory, first: int, count: int, end: int) -> list[in
 def block_info(ring: RingMemory, block: int) -> tuple[int, int, int, int]:
     """V3: (block_status, num_pkts, offset_to_first_pkt, seq_num) of the block at ``block``."""
     u32 = ring.u32
-    b = block >> 2
+    b = _block_at(ring, block)
     st = u32[b + (BLOCK.off_status >> 2)]
     n = u32[b + (BLOCK.off_num_pkts >> 2)]
     first = u32[b + (BLOCK.off_first_pkt >> 2)]
@@ -276,6 +311,7 @@ def block_info(ring: RingMemory, block: int) -> tuple[int, int, int, int]:
 # -- reading a batch -------------------------------------------------------------------------------
 def frame_bytes(batch: Batch) -> list[bytes]:
     """The bytes of every packet of the batch (copies, ring order)."""
+    _live(batch, "frame_bytes")
     r = batch.ring
     mv, u16, u32, snaplen = r.mv, r.u16, r.u32, r.snaplen
     off_mac, off_snap, fsz, bend = r.off_mac, r.off_snap, r.frame_size, batch.end
@@ -306,10 +342,10 @@ def _record(r: RingMemory, h: int, end: int) -> tuple[int, int, bytes, int]:
         halen = min(mv[sll + 11], 8)
         head = _SLL.pack(pkttype, r.u16[(sll + 8) >> 1], halen, bytes(mv[sll + 12 : sll + 12 + halen]), 0)
         # sll_protocol is already in network byte order
-        return ts, wire + 16, head[:14] + mv[sll + 2 : sll + 4] + mv[start:stop], pkttype
+        return ts, (wire + 16) & _U32_MAX, head[:14] + mv[sll + 2 : sll + 4] + mv[start:stop], pkttype
     if (st & _VLAN_VALID or tci) and r.version != 1 and not r.reinsert and stop - start >= 12:
         tag = _TAG.pack(tpid if st & _TPID_VALID and tpid else abi.ETH_P_8021Q, tci)
-        return ts, wire + 4, mv[start : start + 12].tobytes() + tag + mv[start + 12 : stop], pkttype
+        return ts, (wire + 4) & _U32_MAX, mv[start : start + 12].tobytes() + tag + mv[start + 12 : stop], pkttype
     return ts, wire, mv[start:stop].tobytes(), pkttype
 
 
@@ -319,6 +355,9 @@ def pcap_records(batch: Batch, start: int, stop: int, out: bytearray, nanosecond
     Stops before a packet once more than ``budget`` bytes were appended (``-1``: no limit), so a
     caller can rotate files by size; returns the index of the first packet not written.
     """
+    _live(batch, "pcap_records")
+    if not isinstance(out, bytearray):
+        raise TypeError("pcap_records(): out must be a bytearray")
     r = batch.ring
     pack = _PCAP_RECORD.pack
     bend, fsz = batch.end, r.frame_size
@@ -326,13 +365,15 @@ def pcap_records(batch: Batch, start: int, stop: int, out: bytearray, nanosecond
     base = len(out)
     hdrs = batch.hdrs
     stop = min(stop, len(hdrs))
+    if start < 0 or start > stop:
+        raise ValueError(f"start {start} must lie between 0 and stop ({stop})")
     for i in range(start, stop):
         if 0 <= budget < len(out) - base:
             return i
         h = hdrs[i]
         ts, wire, data, _pt = _record(r, h, bend if bend else h + fsz)
         sec, frac = divmod(ts, 1_000_000_000)
-        out += pack(sec, frac // unit, len(data), wire)
+        out += pack(sec & _U32_MAX, frac // unit, len(data), wire)  # u32 fields wrap, as in C
         out += data
     return stop
 
@@ -348,6 +389,11 @@ def pcapng_records(
     description and calls again) or once more than ``budget`` bytes were appended; returns the index
     of the first packet not written.
     """
+    _live(batch, "pcapng_records")
+    if not isinstance(out, bytearray):
+        raise TypeError("pcapng_records(): out must be a bytearray")
+    if not isinstance(iface_ids, dict):
+        raise TypeError("pcapng_records(): iface_ids must be a dict")
     r = batch.ring
     head = EPB_HEAD.pack
     tails = [t.pack for t in EPB_TAILS_FLAGS]
@@ -358,6 +404,8 @@ def pcapng_records(
     base = len(out)
     hdrs = batch.hdrs
     stop = min(stop, len(hdrs))
+    if start < 0 or start > stop:
+        raise ValueError(f"start {start} must lie between 0 and stop ({stop})")
     for i in range(start, stop):
         if 0 <= budget < len(out) - base:
             return i
@@ -369,7 +417,7 @@ def pcapng_records(
         ticks = ts // unit
         cap = len(data)
         total = EPB_FIXED_FLAGS + cap + (-cap & 3)
-        out += head(EPB_TYPE, total, iid, ticks >> 32, ticks & 0xFFFFFFFF, cap, wire)
+        out += head(EPB_TYPE, total, iid & _U32_MAX, (ticks >> 32) & _U32_MAX, ticks & _U32_MAX, cap, wire)
         out += data
         out += tails[cap & 3](OPT_EPB_FLAGS, 4, flags_of[pkttype], 0, 0, total)
     return stop
@@ -382,6 +430,12 @@ def fill_columns(
     """Write each packet's metadata into the arrays (each at least ``batch.count`` long): timestamp
     in ns, bytes captured (as ``data`` holds them), wire length, VLAN TCI (0 when none or V1), rxhash
     (V3 with rxhash requested, else 0), packet type and interface index."""
+    _live(batch, "fill_columns")
+    cols = (ts_ns, caplen, wire_len, vlan_tci, rxhash, pkttype, ifindex)
+    for i, (col, size) in enumerate(zip(cols, (8, 4, 4, 2, 4, 1, 4), strict=True)):
+        have = memoryview(col).nbytes
+        if have < batch.count * size:
+            raise ValueError(f"fill_columns(): column {i} holds {have} bytes, needs {batch.count * size}")
     r = batch.ring
     lay = r.layout
     u16, u32, mv = r.u16, r.u32, r.mv
@@ -415,9 +469,15 @@ def tx_fill(
     that is not free (the caller reclaims it). Returns (frames queued, their bytes).
     ``params``: (version, tp_status offset, tp_len offset, tp_snaplen offset, tp_mac offset, tp_net offset).
     """
+    if (not isinstance(offsets, list) or not isinstance(frames, (list, tuple)) or not isinstance(params, tuple)
+            or len(params) != 6):
+        raise TypeError("tx_fill(): offsets a list, frames a list or tuple, params a 6-tuple")
     _version, off_st, off_len, off_snap, off_mac, off_net = params
     m = tx_map
     n = len(offsets)
+    if n == 0 or not 0 <= head < n or first < 0:
+        raise ValueError("tx_fill(): head or first out of range")
+    size = len(m)
     busy = abi.TP_STATUS_SEND_REQUEST | abi.TP_STATUS_SENDING | abi.TP_STATUS_WRONG_FORMAT
     i = head
     done = nbytes = 0
@@ -428,6 +488,8 @@ def tx_fill(
         if ln < min_len or ln > max_len:
             break
         off = offsets[i]
+        if off < 0 or off & 3 or off + data_offset + ln > size or off + off_st + 4 > size:
+            raise ValueError(f"TX slot offset {off} outside the ring")
         if m[off + off_st] & busy:
             break
         d = off + data_offset

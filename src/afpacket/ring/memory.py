@@ -22,7 +22,7 @@ class RingMemory:
     """The mapping (or a detached packet's private copy), typed views, and the ring's layout."""
 
     __slots__ = (
-        "decode", "frame_size", "layout", "map", "mv", "off_len", "off_mac", "off_snap", "params", "raw",
+        "decode", "frame_size", "layout", "map", "mv", "off_len", "off_mac", "off_snap", "params", "pins", "raw",
         "reinsert", "sll_off", "snaplen", "u16", "u32", "version",
     )
 
@@ -54,12 +54,20 @@ class RingMemory:
         self.reinsert = reinsert
         #: V1/V2: the frame stride, which bounds a frame's data; 0 for V3 (the block bounds it)
         self.frame_size = 0 if version == 3 else frame_size
+        #: exports of the mapping kept for buffers that could not be revoked (see pin())
+        self.pins: list[memoryview] = []
         #: for the C kernels, in the order _kernels.c reads them
         self.params = (
             version, snaplen, lay.off_status, lay.off_len, lay.off_snaplen, lay.off_mac, lay.off_sec,
             lay.off_frac, lay.frac_ns, lay.off_vlan_tci, lay.off_vlan_tpid, lay.off_rxhash, lay.sll_offset,
             self.frame_size, int(raw), int(reinsert), lay.header.size,
         )
+
+    def pin(self) -> None:
+        """A buffer derived from a packet view (np.frombuffer) outlived its batch and cannot be revoked:
+        keep an export of the mapping so it is never unmapped under that buffer (close() then warns)."""
+        if not self.pins:
+            self.pins.append(memoryview(self.map))
 
     def release(self) -> None:
         self.u16.release()
