@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""RX capture benchmark: afpacket V1/V2/V3 against tcpdump, pcapy-ng and scapy.
+"""RX capture benchmark: afpacket V1/V2/V3, C and pure-Python cores, against tcpdump, pcapy-ng and scapy.
 
 For every capturer, in one run and over one private veth pair (``afpacket.testnet.VethPair``):
 
@@ -11,7 +11,11 @@ For every capturer, in one run and over one private veth pair (``afpacket.testne
    ``--quiet`` seconds after trafgen finished; then SIGINT the capturer, which reports how many
    packets its loop saw and the kernel's counters (received / dropped).
 
-Every Python capturer touches every packet (reads its first byte). See benchmarks/README.md.
+Every afpacket kind runs twice: as is on the C ring kernels (the run stops if a worker reports
+``afpacket.IMPLEMENTATION != "c"``), and with a ``-py`` suffix in a worker started with
+``AFPACKET_NO_EXTENSIONS=1`` (pure Python). The per-packet Python loops touch every packet (read its
+first byte); ``v3-count`` and ``v3-columns`` only count per batch. The issue's targets are printed
+after the table, MET / NOT MET from the same run. See benchmarks/README.md.
 
 Run as root:  python benchmarks/bench_rx.py [--count 2000000] [--only v3,tcpdump] [--buffer-mb 64]
 """
@@ -35,20 +39,38 @@ from dataclasses import dataclass, field
 
 GEN_CPU = 0
 CAP_CPU = 1
-ALL_KINDS = ["v1", "v2", "v3", "v3-frames", "tcpdump", "pcapy", "pcapy-batch", "scapy"]
+#: afpacket's ring kernels: a kind ending in PY_SUFFIX runs its worker with NO_EXTENSIONS_ENV=1 (pure
+#: Python); the plain kind runs the C extension, and the run stops if it did not get it
+PY_SUFFIX = "-py"
+NO_EXTENSIONS_ENV = "AFPACKET_NO_EXTENSIONS"
+AFPACKET_KINDS = ["v1", "v2", "v3", "v3-frames", "v3-count", "v3-columns"]
+OTHER_KINDS = ["tcpdump", "pcapy", "pcapy-batch", "scapy"]
+ALL_KINDS = [*AFPACKET_KINDS, *(k + PY_SUFFIX for k in AFPACKET_KINDS), *OTHER_KINDS]
 DESCRIPTIONS = {
     "v1": "afpacket TPACKET_V1, for p in cap: p.data[0]",
     "v2": "afpacket TPACKET_V2, for p in cap: p.data[0]",
     "v3": "afpacket TPACKET_V3, for p in cap: p.data[0]",
     "v3-frames": "afpacket TPACKET_V3, for b in cap.frames(): b[0] (bytes, no packet objects)",
+    "v3-count": "afpacket TPACKET_V3, for b in cap.batches(): n += b.count (no per-packet work)",
+    "v3-columns": "afpacket TPACKET_V3, for c in cap.columns(): n += len(c) (metadata arrays per block)",
     "tcpdump": "tcpdump -w /dev/null (C, libpcap V3)",
     "pcapy": "pcapy-ng dispatch(-1, cb), cb: data[0]",
     "pcapy-batch": "pcapy-ng next_batch(4096), buf[off] per pkt",
     "scapy": "scapy sniff(store=False, prn=cb)",
 }
-#: targets and reference figures from the issue
-TARGET_V3_RATIO = 8.0
-REFERENCE_US = {"tcpdump": "0.05-0.08", "pcapy": "0.14", "v3": "0.45 (bare pure-Python walker)"}
+for _k in AFPACKET_KINDS:
+    DESCRIPTIONS[_k + PY_SUFFIX] = DESCRIPTIONS[_k] + f"; pure-Python core ({NO_EXTENSIONS_ENV}=1)"
+    DESCRIPTIONS[_k] += "; C core"
+
+#: the issue's reference figures (us/pkt), and the previous session's pure-Python figures (target 5)
+REFERENCE_US = {"tcpdump": "0.05-0.08 (issue)", "pcapy": "0.14 (issue)"}
+PREVIOUS_PURE_US = {"v1": 2.41, "v2": 2.58, "v3": 1.579, "v3-frames": 0.858}
+for _k, _v in PREVIOUS_PURE_US.items():
+    REFERENCE_US[_k + PY_SUFFIX] = f"{_v} (prev. pure)"
+#: the issue's targets: CPU/packet ratios
+TARGET_V3_VS_PCAPY = 0.5  # "v3" (packet objects, C core) <= 0.5x pcapy-ng's callback loop
+TARGET_FRAMES_VS_TCPDUMP = 2.0  # "v3-frames" <= 2x tcpdump
+TARGET_BATCH_VS_TCPDUMP = 1.0  # "v3-count", "v3-columns" <= 1x tcpdump
 
 SOL_PACKET = 263
 PACKET_STATISTICS = 6
@@ -61,14 +83,59 @@ def _ready() -> None:
     sys.stdout.flush()
 
 
+def split_kind(kind: str) -> tuple[str, str | None]:
+    """(afpacket kind without the core suffix, the core it must run: "c" / "python"), or (kind, None)
+    for the other capturers: ``"v3-py"`` -> ``("v3", "python")``, ``"v3"`` -> ``("v3", "c")``."""
+    base = kind.removesuffix(PY_SUFFIX)
+    if base not in AFPACKET_KINDS:
+        return kind, None
+    return base, "python" if kind.endswith(PY_SUFFIX) else "c"
+
+
+def core_env(core: str) -> dict[str, str]:
+    """This environment, with the variable that makes afpacket pick ``core`` at import."""
+    env = dict(os.environ)
+    env.pop(NO_EXTENSIONS_ENV, None)
+    if core == "python":
+        env[NO_EXTENSIONS_ENV] = "1"
+    return env
+
+
+def probe_core(core: str) -> str:
+    """The afpacket.IMPLEMENTATION a fresh interpreter gets in :func:`core_env` (``core``); stops the run
+    loudly if it is not ``core`` (e.g. the C extension is not built or does not load)."""
+    p = subprocess.run(
+        [sys.executable, "-c", "import afpacket; print(afpacket.IMPLEMENTATION)"],
+        env=core_env(core),
+        capture_output=True,
+        text=True,
+    )
+    got = p.stdout.strip()
+    require_core(
+        f"import afpacket ({NO_EXTENSIONS_ENV}={core_env(core).get(NO_EXTENSIONS_ENV, '')!r})", core, got, p.stderr
+    )
+    return got
+
+
+def require_core(what: str, want: object, got: object, detail: str = "") -> None:
+    if got != want:
+        raise SystemExit(
+            f"FATAL: {what} ran afpacket's {got!r} ring kernels, expected {want!r}; its numbers would be "
+            f"mislabelled, so the run stops here.\n{detail}".rstrip()
+        )
+
+
 def worker(kind: str, iface: str, buffer_size: int, profile: str | None) -> None:
     """Capture until SIGINT, touching every packet; print a JSON line with the results."""
     result: dict[str, object] = {"kind": kind}
-    if kind in ("v1", "v2", "v3", "v3-frames"):
+    base, _core = split_kind(kind)
+    if base in AFPACKET_KINDS:
         import afpacket
 
         result["module"] = afpacket.__file__
-        cap = afpacket.Capture(iface, version=int(kind[1]), buffer_size=buffer_size)
+        result["implementation"] = afpacket.IMPLEMENTATION
+        cap = afpacket.Capture(iface, version=int(base[1]), buffer_size=buffer_size)
+        result["capture_kernels"] = cap.kernels.IMPLEMENTATION
         signal.signal(signal.SIGINT, lambda *_: cap.stop())
         prof = None
         if profile:
@@ -79,10 +146,16 @@ def worker(kind: str, iface: str, buffer_size: int, profile: str | None) -> None
         if prof:
             prof.enable()
         n = 0
-        if kind == "v3-frames":
+        if base == "v3-frames":
             for b in cap.frames():  # the loop being measured
                 n += 1
                 x = b[0]  # touch the packet's bytes
+        elif base == "v3-count":
+            for batch in cap.batches():  # the loop being measured
+                n += batch.count
+        elif base == "v3-columns":
+            for cols in cap.columns():  # the loop being measured
+                n += len(cols)
         else:
             for p in cap:  # the loop being measured
                 n += 1
@@ -176,6 +249,7 @@ class Row:
     cap_pps: float = 0.0
     cpu_s: float = 0.0
     notes: list[str] = field(default_factory=list)
+    impl: str = "-"  # afpacket's ring kernels the capturer ran ("c" / "python"), "-" for the others
 
     @property
     def us_per_pkt(self) -> float:
@@ -310,7 +384,9 @@ def run_one(kind: str, net: object, cfg: str, count: int, args: argparse.Namespa
         ]
         if args.profile and kind == "v3":
             cmd += ["--profile-out", args.profile]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _base, core = split_kind(kind)
+        env = core_env(core) if core else None
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         line = proc.stdout.readline()  # type: ignore[union-attr]
         if line.strip() != "READY":
             raise RuntimeError(f"{kind} worker did not start: {line}{proc.stderr.read()}")  # type: ignore[union-attr]
@@ -338,6 +414,11 @@ def run_one(kind: str, net: object, cfg: str, count: int, args: argparse.Namespa
         except (IndexError, ValueError):
             raise RuntimeError(f"{kind} worker gave no result:\n{out}\n{err}") from None
         row.captured, row.received, row.drops = res["captured"], res["received"], res["drops"]
+        _base, core = split_kind(kind)
+        if core:
+            row.impl = str(res.get("implementation"))
+            require_core(f"the {kind} worker (afpacket.IMPLEMENTATION)", core, res.get("implementation"), err)
+            require_core(f"the {kind} worker's Capture (cap.kernels)", core, res.get("capture_kernels"), err)
     t_send_start = t_tg_exit - dur  # type: ignore[operator]
     t_done = max(t_tg_exit, last_busy_t)  # type: ignore[type-var]
     row.cap_pps = row.captured / (t_done - t_send_start)
@@ -346,6 +427,72 @@ def run_one(kind: str, net: object, cfg: str, count: int, args: argparse.Namespa
     if t_done > t_tg_exit + 0.05:  # type: ignore[operator]
         row.notes.append(f"drained {t_done - t_tg_exit:.2f}s after trafgen ended")  # type: ignore[operator]
     return row
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a (not run)" if ok is None else ("MET" if ok else "NOT MET")
+
+
+def print_targets(rows: list[Row]) -> None:
+    """The issue's targets, MET / NOT MET from this run's rows."""
+    by = {r.kind: r for r in rows}
+
+    def us(kind: str) -> float | None:
+        r = by.get(kind)
+        return r.us_per_pkt if r and r.captured else None
+
+    def ratio_line(kind: str, ref_kind: str, limit: float) -> str:
+        a, b = us(kind), us(ref_kind)
+        if a is None or b is None:
+            missing = " and ".join(k for k in (kind, ref_kind) if k not in by)
+            return f"{kind:<11} {_verdict(None)}: {missing or 'no packets captured'}"
+        x = a / b
+        return f"{kind:<11} {_verdict(x <= limit)}: {a:.3f} vs {b:.3f} us/pkt = {x:.3f}x (limit {limit:g}x)"
+
+    print()
+    print("targets (issue), from this run's rows; CPU per captured packet:")
+    full = [by[k] for k in ("v1", "v2", "v3") if k in by]
+    ok1 = all(r.drops == 0 and r.captured == r.sent for r in full) if len(full) == 3 else None
+    print(f"(1) V1, V2 and V3 (C core) capture everything with 0 drops: {_verdict(ok1)}")
+    for k in ("v1", "v2", "v3"):
+        r = by.get(k)
+        if r is None:
+            print(f"      {k:<11} not run")
+        else:
+            good = r.drops == 0 and r.captured == r.sent
+            print(
+                f"      {k:<11} {'ok' if good else 'FAIL'}: captured {r.captured:,}/{r.sent:,}, drops {r.drops}, "
+                f"{r.cap_pps:,.0f} of {r.gen_pps:,.0f} pps"
+            )
+    print(f"(2) V3 packet objects (v3, C core) CPU/pkt <= {TARGET_V3_VS_PCAPY:g}x pcapy-ng callback (pcapy):")
+    print("      " + ratio_line("v3", "pcapy", TARGET_V3_VS_PCAPY))
+    print(f"(3) v3-frames (C core) CPU/pkt <= {TARGET_FRAMES_VS_TCPDUMP:g}x tcpdump:")
+    print("      " + ratio_line("v3-frames", "tcpdump", TARGET_FRAMES_VS_TCPDUMP))
+    print(f"(4) v3-count and v3-columns (C core) CPU/pkt <= {TARGET_BATCH_VS_TCPDUMP:g}x tcpdump:")
+    for k in ("v3-count", "v3-columns"):
+        print("      " + ratio_line(k, "tcpdump", TARGET_BATCH_VS_TCPDUMP))
+    refs = ", ".join(f"{k} {v:g}" for k, v in PREVIOUS_PURE_US.items())
+    pure = [(us(k + PY_SUFFIX), v) for k, v in PREVIOUS_PURE_US.items()]
+    ok5 = None if any(a is None for a, _ in pure) else all(a <= v for a, v in pure)  # type: ignore[operator]
+    print(
+        f"(5) each -py row (pure-Python core) not slower than the previous session's pure figures "
+        f"({refs} us/pkt): {_verdict(ok5)}"
+    )
+    for base in AFPACKET_KINDS:
+        k = base + PY_SUFFIX
+        ref = PREVIOUS_PURE_US.get(base)
+        a = us(k)
+        if ref is None:
+            got = f"{a:.3f} us/pkt" if a is not None else "not run"
+            print(f"      {k:<14} no previous figure ({got})")
+        elif a is None:
+            print(f"      {k:<14} {_verdict(None)} (reference {ref:g} us/pkt)")
+        else:
+            print(f"      {k:<14} {_verdict(a <= ref)}: {a:.3f} vs {ref:g} us/pkt ({a / ref:.2f}x)")
+    for base in AFPACKET_KINDS:  # what the C core buys, per row
+        a, b = us(base), us(base + PY_SUFFIX)
+        if a is not None and b is not None:
+            print(f"      C core vs pure, {base:<11} {a:.3f} vs {b:.3f} us/pkt: pure costs {b / a:.1f}x")
 
 
 def print_table(rows: list[Row], tg_alone: list[float], args: argparse.Namespace) -> None:
@@ -359,39 +506,29 @@ def print_table(rows: list[Row], tg_alone: list[float], args: argparse.Namespace
     if tg_alone:
         print("trafgen alone (nothing capturing): " + ", ".join(f"{p:,.0f} pps" for p in tg_alone))
     hdr = (
-        f"{'capturer':<12} {'sent':>9} {'captured':>9} {'received':>9} {'drops':>8} {'gen pps':>9} "
-        f"{'capt pps':>9} {'CPU s':>7} {'us/pkt':>7} {'x tcpd':>6}  {'issue ref us/pkt':<18} notes"
+        f"{'capturer':<14} {'core':<6} {'sent':>9} {'captured':>9} {'received':>9} {'drops':>8} {'gen pps':>9} "
+        f"{'capt pps':>9} {'CPU s':>7} {'us/pkt':>7} {'x tcpd':>6}  {'ref us/pkt':<18} notes"
     )
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
-        ratio = f"{r.us_per_pkt / base:6.1f}" if base else "   n/a"
+        ratio = f"{r.us_per_pkt / base:6.2f}" if base else "   n/a"
         notes = list(r.notes)
         if r.kind == "scapy" and r.sent != args.count:
             notes.insert(0, f"smaller count ({r.sent:,}): scapy is slow")
         print(
-            f"{r.kind:<12} {r.sent:>9} {r.captured:>9} {r.received:>9} {r.drops:>8} {r.gen_pps:>9,.0f} "
+            f"{r.kind:<14} {r.impl:<6} {r.sent:>9} {r.captured:>9} {r.received:>9} {r.drops:>8} {r.gen_pps:>9,.0f} "
             f"{r.cap_pps:>9,.0f} {r.cpu_s:>7.3f} {r.us_per_pkt:>7.3f} {ratio}  "
             f"{REFERENCE_US.get(r.kind, ''):<18} {'; '.join(notes)}"
         )
     print()
     for k in (r.kind for r in rows):
-        print(f"  {k:<12} {DESCRIPTIONS[k]}")
-    for v3 in (r for r in rows if r.kind in ("v3", "v3-frames")):
-        print()
-        full = v3.drops == 0 and v3.captured == v3.sent
-        print(
-            f"target ({v3.kind}): afpacket V3 captures the full one-CPU generator rate with 0 drops: "
-            f"{'MET' if full else 'NOT MET'} (captured {v3.captured:,}/{v3.sent:,}, drops {v3.drops}, "
-            f"{v3.cap_pps:,.0f} of {v3.gen_pps:,.0f} pps)"
-        )
-        if base:
-            ratio = v3.us_per_pkt / base
-            print(
-                f"target ({v3.kind}): afpacket V3 CPU/packet <= {TARGET_V3_RATIO:.0f}x tcpdump: "
-                f"{'MET' if ratio <= TARGET_V3_RATIO else 'NOT MET'} ({v3.us_per_pkt:.3f} vs {base:.3f} us, "
-                f"{ratio:.1f}x)"
-            )
+        print(f"  {k:<14} {DESCRIPTIONS[k]}")
+    print(
+        f"  core: the ring kernels the worker reported (afpacket.IMPLEMENTATION); -py rows ran with "
+        f"{NO_EXTENSIONS_ENV}=1"
+    )
+    print_targets(rows)
 
 
 def main() -> None:
@@ -431,6 +568,9 @@ def main() -> None:
     if len(os.sched_getaffinity(0)) < 2 or os.cpu_count() is None or os.cpu_count() < 2:  # type: ignore[operator]
         sys.exit("needs at least 2 CPUs")
     os.sched_setaffinity(0, {GEN_CPU})  # keep this sampler off the capture CPU
+    # before any traffic: each core the run needs must be the one a worker gets (fails loudly if not)
+    for core in sorted({c for _b, c in map(split_kind, kinds) if c}):
+        probe_core(core)
 
     from afpacket.testnet import VethPair
 

@@ -178,7 +178,6 @@ class CaptureFile:
     def _consume_batches(self, capture: Capture, count: int | None, duration: float | None) -> int:
         k = capture.kernels
         start = self.written
-        out = bytearray()
         for batch in capture.batches(duration=duration):
             i, n = 0, batch.count
             if count is not None:
@@ -194,10 +193,11 @@ class CaptureFile:
                     self._rotate()
                     continue
                 budget = self.file_size - self._bytes if self.file_size else -1
-                out.clear()
+                out = w.pending  # records are formatted straight into the writer's buffer
+                before = len(out)
                 if isinstance(w, PcapngWriter):
                     j = k.pcapng_records(batch, i, n, out, self._ids, self.nanosecond, budget)
-                    if j < n and not out:  # stopped at an interface not described yet
+                    if j < n and len(out) == before:  # stopped at an interface not described yet
                         ring = batch.ring
                         (ifindex,) = _I32.unpack_from(ring.mv, batch.hdrs[j] + ring.sll_off + 4)
                         if ifindex not in self._ids:
@@ -205,8 +205,8 @@ class CaptureFile:
                             continue
                 else:
                     j = k.pcap_records(batch, i, n, out, self.nanosecond, budget)
-                w.write_raw(out)
-                self._bytes += len(out)
+                self._bytes += len(out) - before
+                w.commit_pending()
                 self.written += j - i
                 i = j
             if self.done or (count is not None and self.written - start >= count):

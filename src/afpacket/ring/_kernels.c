@@ -140,40 +140,67 @@ static void Batch_dealloc(BatchObject *self) {
 
 /* Batch(ring, hdrs, end=0, block=-1): every header must lie aligned and whole inside the buffer
  * (and inside its frame for V1/V2); the same check as the pure-Python Batch. */
+/* The header at h is usable: aligned, its sockaddr_ll inside the buffer, its header inside its frame
+ * (V1/V2: h + frame_size) or block (``end``). The same rule as the pure-Python Batch. */
+static inline int header_ok(const BatchObject *self, Py_ssize_t h, Py_ssize_t end) {
+    Py_ssize_t len = self->buf.len, lim = end ? end : h + self->p.frame_size;
+    return !(h < 0 || (h & 3) || h + self->p.sll_off + SLL_SIZE > len || h + self->p.hdr_size > lim || lim > len);
+}
+
+/* What every batch needs besides its headers: params, the ring's buffer, the lists. */
+static int batch_setup(BatchObject *self, PyObject *ring, Py_ssize_t *end, Py_ssize_t block, Py_ssize_t cap) {
+    if (self->ring != NULL) { PyErr_SetString(PyExc_RuntimeError, "Batch is already initialised"); return -1; }
+    if (read_params(ring, &self->p) < 0) return -1;
+    if (ring_buffer(ring, &self->buf, &self->mv) < 0) return -1;
+    self->has_buf = 1;
+    Py_ssize_t len = self->buf.len;
+    if (*end < 0 || *end > len) *end = *end < 0 ? 0 : len;
+    self->offs = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(cap > 0 ? cap : 1));
+    if (self->offs == NULL) { PyErr_NoMemory(); return -1; }
+    Py_INCREF(ring); self->ring = ring;
+    if ((self->views = PyList_New(0)) == NULL || (self->kept = PyList_New(0)) == NULL) return -1;
+    Py_INCREF(Py_None); self->copies = Py_None;
+    self->end = *end; self->block = block;
+    return 0;
+}
+
+/* Batch(ring, hdrs, end=0, block=-1): every header must pass header_ok(), else ValueError. */
 static int Batch_init(BatchObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"ring", "hdrs", "end", "block", NULL};
     PyObject *ring, *hdrs;
     Py_ssize_t end = 0, block = -1;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO!|nn", kwlist, &ring, &PyList_Type, &hdrs, &end, &block))
         return -1;
-    if (self->ring != NULL) { PyErr_SetString(PyExc_RuntimeError, "Batch is already initialised"); return -1; }
-    if (read_params(ring, &self->p) < 0) return -1;
-    if (ring_buffer(ring, &self->buf, &self->mv) < 0) return -1;
-    self->has_buf = 1;
-    Py_ssize_t len = self->buf.len, n = PyList_GET_SIZE(hdrs);
-    if (end < 0 || end > len) end = end < 0 ? 0 : len;
-    self->offs = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(n ? n : 1));
-    if (self->offs == NULL) { PyErr_NoMemory(); return -1; }
-    Py_ssize_t need = self->p.sll_off + SLL_SIZE;
+    Py_ssize_t n = PyList_GET_SIZE(hdrs);
+    if (batch_setup(self, ring, &end, block, n) < 0) return -1;
     for (Py_ssize_t i = 0; i < n; i++) {
         Py_ssize_t h = PyLong_AsSsize_t(PyList_GET_ITEM(hdrs, i));
         if (h == -1 && PyErr_Occurred()) return -1;
-        Py_ssize_t lim = end ? end : h + self->p.frame_size;
-        if (h < 0 || (h & 3) || h + need > len || h + self->p.hdr_size > lim || lim > len) {
+        if (!header_ok(self, h, end)) {
             PyErr_Format(PyExc_ValueError, "frame header offset %zd lies outside its frame/block or the ring", h);
             return -1;
         }
         self->offs[i] = h;
     }
-    Py_INCREF(ring); self->ring = ring;
     Py_INCREF(hdrs); self->hdrs = hdrs;
-    self->views = PyList_New(0);
-    if (self->views == NULL) return -1;
-    self->kept = PyList_New(0);
-    if (self->kept == NULL) return -1;
-    Py_INCREF(Py_None); self->copies = Py_None;
-    self->count = n; self->end = end; self->block = block;
+    self->count = n;
     return 0;
+}
+
+static PyObject *Batch_get_hdrs(BatchObject *self, void *c) {
+    (void)c;
+    if (self->hdrs == NULL) { /* made by block_batch(): the list only when someone asks */
+        PyObject *l = PyList_New(self->count);
+        if (l == NULL) return NULL;
+        for (Py_ssize_t i = 0; i < self->count; i++) {
+            PyObject *o = PyLong_FromSsize_t(self->offs[i]);
+            if (o == NULL) { Py_DECREF(l); return NULL; }
+            PyList_SET_ITEM(l, i, o);
+        }
+        self->hdrs = l;
+    }
+    Py_INCREF(self->hdrs);
+    return self->hdrs;
 }
 
 static PyObject *Batch_get_views(BatchObject *self, void *c) {
@@ -255,7 +282,6 @@ static PyObject *Batch_expire(BatchObject *self, PyObject *const *args, Py_ssize
 
 static PyMemberDef Batch_members[] = {
     {"ring", T_OBJECT, offsetof(BatchObject, ring), READONLY, "the RingMemory"},
-    {"hdrs", T_OBJECT, offsetof(BatchObject, hdrs), READONLY, "header offsets, ring order"},
     {"kept", T_OBJECT, offsetof(BatchObject, kept), READONLY, "unused by the C core (always empty)"},
     {"count", T_PYSSIZET, offsetof(BatchObject, count), READONLY, "number of packets"},
     {"end", T_PYSSIZET, offsetof(BatchObject, end), READONLY, "block end (V3) or 0 (frames bound themselves)"},
@@ -264,6 +290,7 @@ static PyMemberDef Batch_members[] = {
 };
 
 static PyGetSetDef Batch_getset[] = {
+    {"hdrs", (getter)Batch_get_hdrs, NULL, "header offsets, ring order", NULL},
     {"views", (getter)Batch_get_views, NULL, "views handed out, None once expired", NULL},
     {"copies", (getter)Batch_get_copies, (setter)Batch_set_copies, "COPY_THRESH full copies by header", NULL},
     {NULL}
@@ -651,6 +678,42 @@ static PyObject *k_block_headers(PyObject *m, PyObject *const *args, Py_ssize_t 
     return out;
 }
 
+/* block_batch(ring, first, count, end, block): Batch(ring, block_headers(ring, first, count, end), end,
+ * block) in one step, with no list of offsets unless someone asks for batch.hdrs. */
+static PyObject *k_block_batch(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
+    (void)m;
+    if (nargs_is(nargs, 5, 5, "block_batch") < 0) return NULL;
+    Py_ssize_t h = PyLong_AsSsize_t(args[1]), count = PyLong_AsSsize_t(args[2]);
+    Py_ssize_t end = PyLong_AsSsize_t(args[3]), block = PyLong_AsSsize_t(args[4]);
+    if (PyErr_Occurred()) return NULL;
+    BatchObject *b = (BatchObject *)PyType_GenericNew(&BatchType, NULL, NULL);
+    if (b == NULL) return NULL;
+    Py_ssize_t cap = count < 1024 ? (count > 0 ? count : 1) : 1024; /* grows below; num_pkts may be garbage */
+    if (batch_setup(b, args[0], &end, block, cap) < 0) { Py_DECREF(b); return NULL; }
+    const uint8_t *base = b->buf.buf;
+    Py_ssize_t n = 0;
+    for (Py_ssize_t i = 0; i < count; i++) { /* block_headers' rule */
+        if ((h & 3) || h < 0 || h + b->p.hdr_size > end) break;
+        if (n == cap) {
+            Py_ssize_t *bigger = PyMem_Realloc(b->offs, sizeof(Py_ssize_t) * (size_t)(cap * 2));
+            if (bigger == NULL) { Py_DECREF(b); return PyErr_NoMemory(); }
+            b->offs = bigger;
+            cap *= 2;
+        }
+        if (!header_ok(b, h, end)) {
+            PyErr_Format(PyExc_ValueError, "frame header offset %zd lies outside its frame/block or the ring", h);
+            Py_DECREF(b);
+            return NULL;
+        }
+        b->offs[n++] = h;
+        uint32_t nxt = rd32(base + h);
+        if (nxt == 0) break;
+        h += nxt;
+    }
+    b->count = n;
+    return (PyObject *)b;
+}
+
 /* ======================================== reading a batch ====================================== */
 static PyObject *k_frame_bytes(PyObject *m, PyObject *batch) {
     (void)m;
@@ -754,6 +817,16 @@ static int records_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t lo, 
     return 0;
 }
 
+/* Room for ``need`` more bytes at offset base + pos of ``out``; returns the (possibly moved) start. */
+static uint8_t *reserve(PyObject *out, Py_ssize_t base, Py_ssize_t pos, Py_ssize_t need, Py_ssize_t *room) {
+    if (pos + need > *room) {
+        Py_ssize_t want = *room * 2 > pos + need ? *room * 2 : pos + need + 65536;
+        if (PyByteArray_Resize(out, base + want) < 0) return NULL;
+        *room = want;
+    }
+    return (uint8_t *)PyByteArray_AS_STRING(out) + base;
+}
+
 /* pcap_records(batch, start, stop, out, nanosecond, budget=-1) -> index of the first packet not written */
 static PyObject *k_pcap_records(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     (void)m;
@@ -763,27 +836,23 @@ static PyObject *k_pcap_records(PyObject *m, PyObject *const *args, Py_ssize_t n
     int nano = PyObject_IsTrue(args[4]);
     Py_ssize_t budget = nargs > 5 ? PyLong_AsSsize_t(args[5]) : -1;
     if (nano < 0 || PyErr_Occurred()) return NULL;
-    Py_ssize_t total = 0, j;
-    for (j = start; j < stop; j++) { /* pass 1: how much, and where the budget stops us */
-        if (budget >= 0 && total > budget) break;
+    PyObject *out = args[3];
+    Py_ssize_t base = PyByteArray_GET_SIZE(out), pos = 0, room = 0, j;
+    uint8_t *o0 = NULL;
+    for (j = start; j < stop; j++) {
+        if (budget >= 0 && pos > budget) break;
         Rec r;
         make_rec(b, b->offs[j], &r);
-        total += 16 + r.caplen;
-    }
-    PyObject *out = args[3];
-    Py_ssize_t base = PyByteArray_GET_SIZE(out);
-    if (PyByteArray_Resize(out, base + total) < 0) return NULL;
-    uint8_t *o = (uint8_t *)PyByteArray_AS_STRING(out) + base;
-    for (Py_ssize_t i = start; i < j; i++) {
-        Rec r;
-        make_rec(b, b->offs[i], &r);
+        if ((o0 = reserve(out, base, pos, 16 + (Py_ssize_t)r.caplen, &room)) == NULL) return NULL;
+        uint8_t *o = o0 + pos;
         uint64_t sec = r.ts_ns / 1000000000ull, frac = r.ts_ns % 1000000000ull;
         wr32(o, (uint32_t)sec);
         wr32(o + 4, (uint32_t)(nano ? frac : frac / 1000));
         wr32(o + 8, r.caplen);
         wr32(o + 12, r.wire);
-        o = put_data(b, &r, o + 16);
+        pos = put_data(b, &r, o + 16) - o0;
     }
+    if (PyByteArray_Resize(out, base + pos) < 0) return NULL;
     return PyLong_FromSsize_t(j);
 }
 
@@ -798,46 +867,37 @@ static PyObject *k_pcapng_records(PyObject *m, PyObject *const *args, Py_ssize_t
     int nano = PyObject_IsTrue(args[5]);
     Py_ssize_t budget = nargs > 6 ? PyLong_AsSsize_t(args[6]) : -1;
     if (nano < 0 || PyErr_Occurred()) return NULL;
-    Py_ssize_t n = stop > start ? stop - start : 0;
-    uint32_t *iids = PyMem_Malloc(sizeof(uint32_t) * (size_t)(n ? n : 1));
-    if (iids == NULL) return PyErr_NoMemory();
+    PyObject *out = args[3];
+    Py_ssize_t base = PyByteArray_GET_SIZE(out), pos = 0, room = 0, j;
     int32_t last_if = 0;
-    uint32_t last_iid = 0;
+    uint32_t iid = 0;
     int have_last = 0;
-    Py_ssize_t total = 0, j;
+    uint8_t *o0 = NULL;
     for (j = start; j < stop; j++) {
-        if (budget >= 0 && total > budget) break;
+        if (budget >= 0 && pos > budget) break;
         Rec r;
         make_rec(b, b->offs[j], &r);
         if (!have_last || r.ifindex != last_if) {
             PyObject *key = PyLong_FromLong(r.ifindex);
-            if (key == NULL) { PyMem_Free(iids); return NULL; }
+            if (key == NULL) goto fail;
             PyObject *v = PyDict_GetItemWithError(ids, key);
             Py_DECREF(key);
             if (v == NULL) {
-                if (PyErr_Occurred()) { PyMem_Free(iids); return NULL; }
+                if (PyErr_Occurred()) goto fail;
                 break; /* an interface not described yet: the caller adds it */
             }
-            unsigned long iid = PyLong_AsUnsignedLong(v);
-            if (PyErr_Occurred()) { PyMem_Free(iids); return NULL; }
+            unsigned long long id = PyLong_AsUnsignedLongLongMask(v);
+            if (PyErr_Occurred()) goto fail;
             last_if = r.ifindex;
-            last_iid = (uint32_t)iid;
+            iid = (uint32_t)id;
             have_last = 1;
         }
-        iids[j - start] = last_iid;
-        total += EPB_FIXED_FLAGS + r.caplen + ((4 - (r.caplen & 3)) & 3);
-    }
-    PyObject *out = args[3];
-    Py_ssize_t base = PyByteArray_GET_SIZE(out);
-    if (PyByteArray_Resize(out, base + total) < 0) { PyMem_Free(iids); return NULL; }
-    uint8_t *o = (uint8_t *)PyByteArray_AS_STRING(out) + base;
-    for (Py_ssize_t i = start; i < j; i++) {
-        Rec r;
-        make_rec(b, b->offs[i], &r);
         uint64_t ticks = nano ? r.ts_ns : r.ts_ns / 1000;
         uint32_t pad = (4 - (r.caplen & 3)) & 3;
         uint32_t tot = EPB_FIXED_FLAGS + r.caplen + pad;
-        wr32(o, EPB_TYPE); wr32(o + 4, tot); wr32(o + 8, iids[i - start]);
+        if ((o0 = reserve(out, base, pos, tot, &room)) == NULL) return NULL;
+        uint8_t *o = o0 + pos;
+        wr32(o, EPB_TYPE); wr32(o + 4, tot); wr32(o + 8, iid);
         wr32(o + 12, (uint32_t)(ticks >> 32)); wr32(o + 16, (uint32_t)ticks);
         wr32(o + 20, r.caplen); wr32(o + 24, r.wire);
         o = put_data(b, &r, o + 28);
@@ -846,10 +906,13 @@ static PyObject *k_pcapng_records(PyObject *m, PyObject *const *args, Py_ssize_t
         wr16(o, 2); wr16(o + 2, 4); wr32(o + 4, EPB_FLAGS[r.pkttype]); /* epb_flags */
         wr32(o + 8, 0);                                                 /* opt_endofopt */
         wr32(o + 12, tot);
-        o += 16;
+        pos = (o + 16) - o0;
     }
-    PyMem_Free(iids);
+    if (PyByteArray_Resize(out, base + pos) < 0) return NULL;
     return PyLong_FromSsize_t(j);
+fail:
+    PyByteArray_Resize(out, base + pos);
+    return NULL;
 }
 
 /* fill_columns(batch, ts_ns, caplen, wire_len, vlan_tci, rxhash, pkttype, ifindex) */
@@ -974,6 +1037,8 @@ static PyMethodDef module_methods[] = {
     {"release_block", (PyCFunction)(void (*)(void))k_release_block, METH_FASTCALL, "Hand a V3 block back."},
     {"block_headers", (PyCFunction)(void (*)(void))k_block_headers, METH_FASTCALL,
      "V3: header offsets along tp_next_offset, bounds-checked."},
+    {"block_batch", (PyCFunction)(void (*)(void))k_block_batch, METH_FASTCALL,
+     "V3: Batch(ring, block_headers(ring, first, count, end), end, block), without the list."},
     {"frame_bytes", (PyCFunction)k_frame_bytes, METH_O, "The bytes of every packet of the batch."},
     {"pcap_records", (PyCFunction)(void (*)(void))k_pcap_records, METH_FASTCALL, "Append pcap records."},
     {"pcapng_records", (PyCFunction)(void (*)(void))k_pcapng_records, METH_FASTCALL, "Append pcapng EPBs."},

@@ -297,6 +297,11 @@ def block_headers(ring: RingMemory, first: int, count: int, end: int) -> list[in
     return out
 
 
+def block_batch(ring: RingMemory, first: int, count: int, end: int, block: int) -> Batch:
+    """V3: the batch of one block, ``Batch(ring, block_headers(ring, first, count, end), end, block)``."""
+    return Batch(ring, block_headers(ring, first, count, end), end, block)
+
+
 def block_info(ring: RingMemory, block: int) -> tuple[int, int, int, int]:
     """V3: (block_status, num_pkts, offset_to_first_pkt, seq_num) of the block at ``block``."""
     u32 = ring.u32

@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from ..tx import Transmitter
 
 _T = TypeVar("_T")
+#: V1/V2 coalescing under load (see _batches): batches smaller than this, found back to back, make the
+#: reader pause this long (seconds) so the next batch is larger
+COALESCE_BELOW = 32
+COALESCE_SLEEP = 50e-6
 #: what batches() yields: a kernel Batch (header offsets ``hdrs``, ``count``, ``ring``)
 Batch = Any
 
@@ -220,16 +224,29 @@ class Capture:
         the next one (or stops). Yields None when idle and asked to (next_packet, deadlines)."""
         walker = self._ring_walker
         step, release = walker.step, walker.release
+        coalesce = not walker.v3
+        racing = False
         try:
             while not self._stop:
                 batch = step()
                 if batch is None:
+                    racing = False
                     if self._wait(self._idle_timeout_ms()) or not self._yield_idle:
                         continue
                     yield None
                     continue
                 yield batch
                 release()
+                if coalesce and batch.count < COALESCE_BELOW:
+                    if racing:
+                        # V1/V2 under load: the kernel hands over frames one at a time, and a reader that
+                        # keeps up takes them one per batch, paying the per-batch cost per packet. Two
+                        # small batches in a row without a wait means frames are arriving back to back:
+                        # let a few accumulate (interrupt coalescing; adds at most this to latency).
+                        time.sleep(COALESCE_SLEEP)
+                    racing = True
+                else:
+                    racing = False
                 if self._deadline is not None and self._yield_idle and time.monotonic() >= self._deadline:
                     yield None
         finally:
@@ -307,9 +324,10 @@ class Capture:
 
     def batches(self, duration: float | None = None) -> Iterator[Batch]:
         """Advanced, for fast paths that handle a whole batch at once (afpacket.tofile does): each
-        user-owned batch (``batch.first``/``batch.count`` for a V3 block, ``batch.hdrs`` for V1/V2
-        frames, ``batch.ring`` for the memory). A batch goes back to the kernel when the next one is
-        requested or the iteration ends. Do not mix with a packet iteration that is mid-batch."""
+        user-owned batch (a V3 block or a run of V1/V2 frames: ``batch.count`` packets whose headers are
+        at ``batch.hdrs``, in ``batch.ring``), to hand to the ring kernels (``capture.kernels``:
+        ``frame_bytes``, ``pcap_records``, ``fill_columns``, ...). A batch goes back to the kernel when the
+        next one is requested or the iteration ends. Do not mix with a packet iteration that is mid-batch."""
         self._check()
         if self._walker is not None and self._ring_walker.batch is not None:
             raise AfPacketError("a packet iteration holds a batch; finish it before reading batches")

@@ -1,7 +1,7 @@
 """The RX ring walk as non-blocking steps: the next user-owned batch, or None; then hand it back.
 
 :class:`RingWalker` owns the cursor. :meth:`RingWalker.step` looks at the slot under the cursor
-through the ring kernels (``ready_frames`` for V1/V2 frames, ``block_ready`` + ``block_headers`` for
+through the ring kernels (``ready_frames`` for V1/V2 frames, ``block_ready`` + ``block_batch`` for
 a V3 block), applies the per-batch fix-ups some captures ask for (PACKET_COPY_THRESH copies, VLAN
 reinsertion in the ring), and returns a :class:`Batch` that the caller reads; :meth:`RingWalker.release`
 revokes the views handed out for it, gives packets that someone kept a copy of their frame, hands the
@@ -67,7 +67,7 @@ class RingWalker:
                 return None
             status, count, first, seq = k.block_info(ring, boff)
             end = boff + bsz
-            batch = k.Batch(ring, k.block_headers(ring, boff + first, count, end), end, boff)
+            batch = k.block_batch(ring, boff + first, count, end, boff)
             self.blocks_seen += 1
             if status & abi.TP_STATUS_LOSING:
                 self.losing_seen += 1

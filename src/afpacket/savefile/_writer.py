@@ -99,6 +99,18 @@ class RecordWriter:
         if len(self._buf) >= self._threshold:
             self._commit()
 
+    @property
+    def pending(self) -> bytearray:
+        """The buffer whole records are appended to, for fast paths that format records in place (the
+        ring kernels do); call :meth:`commit_pending` after appending. Saves a copy per record."""
+        if self._closed or self._failed:
+            self._check_open()
+        return self._buf
+
+    def commit_pending(self) -> None:
+        """Write the buffer out if it is full (see :attr:`pending`)."""
+        self._commit()
+
     def flush(self) -> None:
         """Write every buffered record to the file and flush it."""
         self._check_open()
