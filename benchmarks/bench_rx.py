@@ -229,6 +229,9 @@ def worker(kind: str, iface: str, buffer_size: int, profile: str | None) -> None
         s.close()
     else:
         raise SystemExit(f"unknown capturer {kind!r}")
+    import resource
+
+    result["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # peak RSS, ring pages included
     print(json.dumps(result), flush=True)
 
 
@@ -250,6 +253,7 @@ class Row:
     cpu_s: float = 0.0
     notes: list[str] = field(default_factory=list)
     impl: str = "-"  # afpacket's ring kernels the capturer ran ("c" / "python"), "-" for the others
+    rss_mb: float = 0.0  # the capture process's peak RSS (Python capturers), MiB
 
     @property
     def us_per_pkt(self) -> float:
@@ -414,6 +418,7 @@ def run_one(kind: str, net: object, cfg: str, count: int, args: argparse.Namespa
         except (IndexError, ValueError):
             raise RuntimeError(f"{kind} worker gave no result:\n{out}\n{err}") from None
         row.captured, row.received, row.drops = res["captured"], res["received"], res["drops"]
+        row.rss_mb = float(res.get("maxrss_kb", 0)) / 1024
         _base, core = split_kind(kind)
         if core:
             row.impl = str(res.get("implementation"))
@@ -529,6 +534,17 @@ def print_table(rows: list[Row], tg_alone: list[float], args: argparse.Namespace
         f"{NO_EXTENSIONS_ENV}=1"
     )
     print_targets(rows)
+    ring_mb = args.buffer_mb
+    afp = [r for r in rows if r.impl != "-" and r.rss_mb]
+    if afp:
+        worst = max(r.rss_mb for r in afp)
+        ok = worst <= ring_mb + 30
+        print(
+            f"(6) peak RSS of every afpacket capturer <= ring ({ring_mb} MiB) + 30 MiB: {'MET' if ok else 'NOT MET'}"
+            f" (largest {worst:.1f} MiB)"
+        )
+        for r in afp:
+            print(f"      {r.kind:<14} peak RSS {r.rss_mb:7.1f} MiB = ring + {r.rss_mb - ring_mb:5.1f} MiB")
 
 
 def main() -> None:

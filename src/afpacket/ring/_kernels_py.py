@@ -20,6 +20,7 @@ over synthetic rings, and a fuzz test over random ones). Rules both follow:
 
 from __future__ import annotations
 
+import mmap
 import struct
 import sys
 from collections.abc import Iterator, Sequence
@@ -77,14 +78,16 @@ class Batch:
 
     __slots__ = ("block", "copies", "count", "end", "hdrs", "kept", "ring", "views")
 
-    def __init__(self, ring: RingMemory, hdrs: list[int], end: int = 0, block: int = -1) -> None:
+    def __init__(
+        self, ring: RingMemory, hdrs: list[int], end: int = 0, block: int = -1, *, _aligned: bool = False
+    ) -> None:
         size = len(ring.mv)
         end = min(max(end, 0), size)
         if hdrs:  # the C Batch's check, per header there; min/max/map keep it cheap here
             lo, hi = min(hdrs), max(hdrs)
             lim = end if end else hi + ring.frame_size
             if (lo < 0 or hi + ring.sll_off + 20 > size or hi + ring.layout.header.size > lim or lim > size
-                    or any(map(_3.__and__, hdrs))):
+                    or (not _aligned and any(map(_3.__and__, hdrs)))):
                 raise ValueError(f"a frame header offset ({lo}..{hi}) lies outside its frame/block or the ring")
         self.ring = ring
         self.hdrs = hdrs
@@ -282,16 +285,18 @@ def block_headers(ring: RingMemory, first: int, count: int, end: int) -> list[in
     """V3: the header offsets of a block's packets, from ``first`` along tp_next_offset, at most
     ``count``, each aligned and wholly before ``end`` (a corrupt chain stops early)."""
     u32 = ring.u32
-    size = ring.layout.header.size
-    end = min(end, len(ring.mv))
     out: list[int] = []
     h = first
+    if h < 0 or h & 3:
+        return out
+    lim = min(end, len(ring.mv)) - ring.layout.header.size
+    append = out.append
     for _ in range(count):
-        if h & 3 or h < 0 or h + size > end:
+        if h > lim:
             break
-        out.append(h)
+        append(h)
         nxt = u32[h >> 2]
-        if nxt == 0:
+        if not nxt or nxt & 3:  # the end of the chain, or a next header that is not aligned
             break
         h += nxt
     return out
@@ -299,7 +304,7 @@ def block_headers(ring: RingMemory, first: int, count: int, end: int) -> list[in
 
 def block_batch(ring: RingMemory, first: int, count: int, end: int, block: int) -> Batch:
     """V3: the batch of one block, ``Batch(ring, block_headers(ring, first, count, end), end, block)``."""
-    return Batch(ring, block_headers(ring, first, count, end), end, block)
+    return Batch(ring, block_headers(ring, first, count, end), end, block, _aligned=True)
 
 
 def block_info(ring: RingMemory, block: int) -> tuple[int, int, int, int]:
@@ -320,7 +325,10 @@ def frame_bytes(batch: Batch) -> list[bytes]:
     r = batch.ring
     mv, u16, u32, snaplen = r.mv, r.u16, r.u32, r.snaplen
     off_mac, off_snap, fsz, bend = r.off_mac, r.off_snap, r.frame_size, batch.end
-    out = []
+    # slicing an mmap gives bytes in one step; a private copy (bytearray) needs the conversion
+    m = r.map if isinstance(r.map, mmap.mmap) else None
+    out: list[bytes] = []
+    append = out.append
     for h in batch.hdrs:
         start = h + u16[(h + off_mac) >> 1]
         cap = u32[(h + off_snap) >> 2]
@@ -328,7 +336,7 @@ def frame_bytes(batch: Batch) -> list[bytes]:
         end = bend if bend else h + fsz
         if stop > end:
             stop = end if end > start else start
-        out.append(bytes(mv[start:stop]))
+        append(m[start:stop] if m is not None else bytes(mv[start:stop]))
     return out
 
 
@@ -354,32 +362,64 @@ def _record(r: RingMemory, h: int, end: int) -> tuple[int, int, bytes, int]:
     return ts, wire, mv[start:stop].tobytes(), pkttype
 
 
+def _record_range(batch: Batch, fn: str, start: int, stop: int, out: bytearray) -> tuple[list[int], int]:
+    """The checks both record kernels make: a live batch, a bytearray, 0 <= start <= stop <= count."""
+    _live(batch, fn)
+    if not isinstance(out, bytearray):
+        raise TypeError(f"{fn}(): out must be a bytearray")
+    stop = min(stop, batch.count)
+    if start < 0 or start > stop:
+        raise ValueError(f"start {start} must lie between 0 and stop ({stop})")
+    return batch.hdrs, stop
+
+
+def _append_record(out: bytearray, r: RingMemory, h: int, end: int, unit: int) -> None:
+    """One pcap record the general way: a tag to put back, a cooked header, a fraction carry."""
+    ts, wire, data, _pt = _record(r, h, end)
+    sec, frac = divmod(ts, 1_000_000_000)
+    out += _PCAP_RECORD.pack(sec & _U32_MAX, frac // unit, len(data), wire)  # u32 fields wrap, as in C
+    out += data
+
+
 def pcap_records(batch: Batch, start: int, stop: int, out: bytearray, nanosecond: bool, budget: int = -1) -> int:
     """Append pcap records (little endian) for the batch's packets ``start`` to ``stop`` (indexes).
 
     Stops before a packet once more than ``budget`` bytes were appended (``-1``: no limit), so a
     caller can rotate files by size; returns the index of the first packet not written.
     """
-    _live(batch, "pcap_records")
-    if not isinstance(out, bytearray):
-        raise TypeError("pcap_records(): out must be a bytearray")
+    hdrs, stop = _record_range(batch, "pcap_records", start, stop, out)
     r = batch.ring
+    lay = r.layout
     pack = _PCAP_RECORD.pack
+    unpack = lay.header.unpack_from
+    mv, snaplen = r.mv, r.snaplen
     bend, fsz = batch.end, r.frame_size
+    raw, tags = r.raw, lay.off_vlan_tci >= 0 and not r.reinsert
+    vlan_valid = _VLAN_VALID
     unit = 1 if nanosecond else 1000
+    limited = budget >= 0
     base = len(out)
-    hdrs = batch.hdrs
-    stop = min(stop, len(hdrs))
-    if start < 0 or start > stop:
-        raise ValueError(f"start {start} must lie between 0 and stop ({stop})")
+    fields, frac_ns = lay.fields, lay.frac_ns
+    v3 = lay.version == 3  # V3's field order is unpacked directly: itemgetter costs as much as the rest
     for i in range(start, stop):
-        if 0 <= budget < len(out) - base:
+        if limited and len(out) - base > budget:
             return i
         h = hdrs[i]
-        ts, wire, data, _pt = _record(r, h, bend if bend else h + fsz)
-        sec, frac = divmod(ts, 1_000_000_000)
-        out += pack(sec & _U32_MAX, frac // unit, len(data), wire)  # u32 fields wrap, as in C
-        out += data
+        if v3:
+            _nxt, sec, frac, snap, wire, st, mac, _net, _rxhash, tci, _tpid = unpack(mv, h)
+        else:
+            st, wire, snap, mac, sec, frac, tci, _tpid = fields(unpack(mv, h))
+            frac *= frac_ns
+        s = h + mac
+        e = s + (snap if snap < snaplen else snaplen)
+        end = bend if bend else h + fsz
+        if e > end:
+            e = end if end > s else s
+        if raw and frac < 1_000_000_000 and not (tags and (st & vlan_valid or tci & 0xFFFF) and e - s >= 12):
+            out += pack(sec, frac // unit, e - s, wire)  # the common case: the frame as the ring holds it
+            out += mv[s:e]
+        else:
+            _append_record(out, r, h, end, unit)
     return stop
 
 
@@ -394,32 +434,52 @@ def pcapng_records(
     description and calls again) or once more than ``budget`` bytes were appended; returns the index
     of the first packet not written.
     """
-    _live(batch, "pcapng_records")
-    if not isinstance(out, bytearray):
-        raise TypeError("pcapng_records(): out must be a bytearray")
+    hdrs, stop = _record_range(batch, "pcapng_records", start, stop, out)
     if not isinstance(iface_ids, dict):
         raise TypeError("pcapng_records(): iface_ids must be a dict")
     r = batch.ring
+    lay = r.layout
     head = EPB_HEAD.pack
     tails = [t.pack for t in EPB_TAILS_FLAGS]
     flags_of = _EPB_FLAGS
+    unpack, fields = lay.header.unpack_from, lay.fields
+    mv, snaplen, frac_ns = r.mv, r.snaplen, lay.frac_ns
     bend, fsz = batch.end, r.frame_size
+    raw, tags = r.raw, lay.off_vlan_tci >= 0 and not r.reinsert
     ifindex_at = r.sll_off + 4
+    ifindex_pkttype = _IFINDEX_PKTTYPE.unpack_from
+    vlan_valid, v3 = _VLAN_VALID, lay.version == 3
+    last_if: int | None = None
+    iid = 0
     unit = 1 if nanosecond else 1000
     base = len(out)
-    hdrs = batch.hdrs
-    stop = min(stop, len(hdrs))
-    if start < 0 or start > stop:
-        raise ValueError(f"start {start} must lie between 0 and stop ({stop})")
+    limited = budget >= 0
     for i in range(start, stop):
-        if 0 <= budget < len(out) - base:
+        if limited and len(out) - base > budget:
             return i
         h = hdrs[i]
-        iid = iface_ids.get(_I32.unpack_from(r.mv, h + ifindex_at)[0])
-        if iid is None:
-            return i
-        ts, wire, data, pkttype = _record(r, h, bend if bend else h + fsz)
-        ticks = ts // unit
+        ifindex, pkttype = ifindex_pkttype(mv, h + ifindex_at)
+        if ifindex != last_if:
+            found = iface_ids.get(ifindex)
+            if found is None:
+                return i
+            iid, last_if = found, ifindex
+        if v3:
+            _nxt, sec, frac, snap, wire, st, mac, _net, _rxhash, tci, _tpid = unpack(mv, h)
+        else:
+            st, wire, snap, mac, sec, frac, tci, _tpid = fields(unpack(mv, h))
+            frac *= frac_ns
+        s = h + mac
+        e = s + (snap if snap < snaplen else snaplen)
+        end = bend if bend else h + fsz
+        if e > end:
+            e = end if end > s else s
+        if raw and not (tags and (st & vlan_valid or tci & 0xFFFF) and e - s >= 12):
+            ticks = (sec * 1_000_000_000 + frac) // unit
+            data: bytes | memoryview = mv[s:e]
+        else:  # a tag to put back, or a cooked header
+            ts, wire, data, _pt = _record(r, h, end)
+            ticks = ts // unit
         cap = len(data)
         total = EPB_FIXED_FLAGS + cap + (-cap & 3)
         out += head(EPB_TYPE, total, iid & _U32_MAX, (ticks >> 32) & _U32_MAX, ticks & _U32_MAX, cap, wire)
@@ -515,3 +575,5 @@ def tx_fill(
 _U16 = struct.Struct("=H")
 _U32 = struct.Struct("=I")
 _I32 = struct.Struct("=i")
+#: sockaddr_ll.sll_ifindex .. sll_pkttype (hatype skipped)
+_IFINDEX_PKTTYPE = struct.Struct("=i2xB")

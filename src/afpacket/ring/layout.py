@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Final
 
 from .. import abi
@@ -60,6 +61,9 @@ class FrameLayout:
     off_rxhash: int
     off_next: int
     decode: Callable[[memoryview | bytes | bytearray, int], Header]
+    #: picks (status, tp_len, tp_snaplen, tp_mac, tp_sec, frac, vlan tci, vlan tpid) out of
+    #: ``header.unpack_from``'s tuple, for hot loops (V1 has no VLAN fields: those two are junk there)
+    fields: Callable[[tuple[int, ...]], tuple[int, ...]]
     #: TX: the run of header words one pack_into writes per frame, and where the run starts.
     #: V1/V2: status len snaplen mac net at 0; V3: snaplen len status mac net at tp_snaplen.
     tx_words: struct.Struct
@@ -86,18 +90,21 @@ V1: Final = FrameLayout(
     version=1, kernel_enum=abi.TPACKET_V1, header=abi.TPACKET_HDR,
     off_status=0, off_len=8, off_snaplen=12, off_mac=16, off_net=18, off_sec=20, off_frac=24, frac_ns=1000,
     off_vlan_tci=-1, off_vlan_tpid=-1, off_rxhash=-1, off_next=-1, decode=_decode_v1,
+    fields=itemgetter(0, 1, 2, 3, 5, 6, 0, 0),
     tx_words=struct.Struct("=QIIHH"), tx_words_at=0,
 )
 V2: Final = FrameLayout(
     version=2, kernel_enum=abi.TPACKET_V2, header=abi.TPACKET2_HDR,
     off_status=0, off_len=4, off_snaplen=8, off_mac=12, off_net=14, off_sec=16, off_frac=20, frac_ns=1,
     off_vlan_tci=24, off_vlan_tpid=26, off_rxhash=-1, off_next=-1, decode=_decode_v2,
+    fields=itemgetter(0, 1, 2, 3, 5, 6, 7, 8),
     tx_words=struct.Struct("=IIIHH"), tx_words_at=0,
 )
 V3: Final = FrameLayout(
     version=3, kernel_enum=abi.TPACKET_V3, header=abi.TPACKET3_HDR,
     off_status=20, off_len=16, off_snaplen=12, off_mac=24, off_net=26, off_sec=4, off_frac=8, frac_ns=1,
     off_vlan_tci=32, off_vlan_tpid=36, off_rxhash=28, off_next=0, decode=_decode_v3,
+    fields=itemgetter(5, 4, 3, 6, 1, 2, 9, 10),
     tx_words=struct.Struct("=IIIHH"), tx_words_at=12,
 )
 
