@@ -55,7 +55,7 @@ class Columns:
     def to_arrow(self) -> Any:
         """A pyarrow Table with one column per field (needs pyarrow); timestamps as timestamp[ns]."""
         try:
-            import pyarrow as pa  # type: ignore[import-not-found,unused-ignore]
+            import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
         except ImportError:
             raise AfPacketError("to_arrow() needs pyarrow: pip install 'afpacket[arrow]'") from None
         types = {"q": pa.int64(), "I": pa.uint32(), "H": pa.uint16(), "B": pa.uint8(), "i": pa.int32()}
