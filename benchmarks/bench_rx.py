@@ -480,8 +480,12 @@ def print_targets(rows: list[Row]) -> None:
     pure = [(us(k + PY_SUFFIX), v) for k, v in PREVIOUS_PURE_US.items()]
     ok5 = None if any(a is None for a, _ in pure) else all(a <= v for a, v in pure)  # type: ignore[operator]
     print(
-        f"(5) each -py row (pure-Python core) not slower than the previous session's pure figures "
-        f"({refs} us/pkt): {_verdict(ok5)}"
+        f"(5) each -py row (pure-Python core) not slower than the previous session's published pure figures "
+        f"({refs} us/pkt, measured on another VM): {_verdict(ok5)}"
+    )
+    print(
+        "    indicative only: for a same-machine answer run the previous code's own bench_rx.py beside this one "
+        "and compare ratios to tcpdump (benchmarks/README.md, 'The pure core against the code before it')"
     )
     for base in AFPACKET_KINDS:
         k = base + PY_SUFFIX
