@@ -29,13 +29,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(params=CORES, autouse=True)
 def core(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Every test runs once per ring kernel implementation ("c", "python")."""
+    """Every test runs once per ring kernel implementation ("c", "python"): in this process through
+    afpacket.ring.use(), and in the afpacket commands tests start through AFPACKET_NO_EXTENSIONS."""
     previous = ring.IMPLEMENTATION
+    previous_env = os.environ.get("AFPACKET_NO_EXTENSIONS")
     ring.use(request.param)
+    if request.param == "python":
+        os.environ["AFPACKET_NO_EXTENSIONS"] = "1"
+    else:
+        os.environ.pop("AFPACKET_NO_EXTENSIONS", None)
     try:
         yield request.param
     finally:
         ring.use(previous)
+        if previous_env is None:
+            os.environ.pop("AFPACKET_NO_EXTENSIONS", None)
+        else:
+            os.environ["AFPACKET_NO_EXTENSIONS"] = previous_env
 
 
 @pytest.fixture

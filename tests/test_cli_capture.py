@@ -84,10 +84,11 @@ def test_list_shows_interfaces_like_tcpdump_d(net: VethPair) -> None:
     assert r2.stdout == r.stdout
 
 
-def test_demo_runs_and_cleans_up() -> None:
+def test_demo_runs_and_cleans_up(core: str) -> None:
     before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     r = subprocess.run([*AFPACKET, "demo", "-n", "20000"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+    assert f"ring kernels: {core} " in r.stdout  # the command ran the core this test is for
     rows = [line.split() for line in r.stdout.splitlines() if line.startswith("V")]
     assert [row[0] for row in rows] == ["V1", "V2", "V3"]
     for row in rows:

@@ -16,6 +16,7 @@ import time
 
 import click
 
+from .. import ring
 from ..dissect import packet_line
 from ..errors import AfPacketError
 from ..rx import Capture
@@ -94,6 +95,7 @@ def demo_cmd(count: int, size: int) -> None:
     try:
         with VethPair("afpd", addresses=False) as net:
             click.echo(f"private namespace {net.netns}: {net.outer} (here) <-> {net.inner} (namespace)")
+            click.echo(f"ring kernels: {ring.IMPLEMENTATION} (AFPACKET_NO_EXTENSIONS=1 for the pure-Python core)")
             frame = _udp(net.outer_mac, net.inner_mac, 7, size)
             rows = []
             for version in (1, 2, 3):
