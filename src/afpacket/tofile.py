@@ -16,8 +16,8 @@ from typing import Literal
 
 from .errors import SavefileError
 from .rx import Capture, Packet
-from .rx.packet import cooked_header
 from .savefile import LINKTYPE_LINUX_SLL, PcapngWriter, PcapWriter, linktype_for
+from .savefile.linktype import cooked_header
 
 Format = Literal["pcap", "pcapng"]
 _I32 = struct.Struct("=i")

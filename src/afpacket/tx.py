@@ -283,7 +283,7 @@ class Transmitter:
         self.timeout = timeout
         self.closed = False
         self.dgram = psock.sock_type == "dgram"
-        lay = layout(geom.version)
+        self._layout = lay = layout(geom.version)
         st = lay.off_status
         self._st, self._len, self._snap = st, lay.off_len, lay.off_snaplen
         self._sec, self._frac, self._frac_ns = lay.off_sec, lay.off_frac, lay.frac_ns
@@ -390,7 +390,7 @@ class Transmitter:
 
     def _finish(self, i: int, off: int, n: int) -> None:
         """Hand slot ``i`` (at ``off``, holding ``n`` bytes already written) to the kernel and advance."""
-        lay = layout(self.version)
+        lay = self._layout
         words = lay.tx_header(abi.TP_STATUS_SEND_REQUEST, n, self._doff)
         lay.tx_words.pack_into(self._map, off + lay.tx_words_at, *words)
         i += 1
@@ -444,12 +444,6 @@ class Transmitter:
             i += done
         if self._total - self._kicked_at >= self.batch:
             self.flush(wait=False)
-
-    def _sync(self, head: int, count: int, nbytes: int) -> None:
-        """Store a hot loop's locals back: the head and the counters."""
-        self._head = head
-        self._total += count
-        self._total_bytes += nbytes
 
     def send_repeated(self, frames: Sequence[bytes], count: int) -> int:
         """Send ``count`` frames cycling through ``frames``, writing each template into the ring once.

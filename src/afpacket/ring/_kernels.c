@@ -653,6 +653,16 @@ static PyObject *k_release_frames(PyObject *m, PyObject *const *args, Py_ssize_t
     Py_RETURN_NONE;
 }
 
+/* The V3 chain rule of block_headers and block_batch: the header at h belongs to the block when it is
+ * aligned and wholly before ``end``; chain_next() is the header after it, or -1 where the chain ends. */
+static inline int chain_ok(Py_ssize_t h, Py_ssize_t end, long hdr_size) {
+    return !((h & 3) || h < 0 || h + hdr_size > end);
+}
+static inline Py_ssize_t chain_next(const uint8_t *base, Py_ssize_t h) {
+    uint32_t nxt = rd32(base + h);
+    return nxt ? h + nxt : -1;
+}
+
 static PyObject *k_block_headers(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     (void)m;
     if (nargs_is(nargs, 4, 4, "block_headers") < 0) return NULL;
@@ -665,14 +675,10 @@ static PyObject *k_block_headers(PyObject *m, PyObject *const *args, Py_ssize_t 
     PyObject *out = PyList_New(0);
     if (out == NULL) { PyBuffer_Release(&buf); return NULL; }
     const uint8_t *base = buf.buf;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        if ((h & 3) || h < 0 || h + p.hdr_size > end) break;
+    for (Py_ssize_t i = 0; i < count && chain_ok(h, end, p.hdr_size); i++, h = chain_next(base, h)) {
         PyObject *o = PyLong_FromSsize_t(h);
         if (o == NULL || PyList_Append(out, o) < 0) { Py_XDECREF(o); Py_DECREF(out); PyBuffer_Release(&buf); return NULL; }
         Py_DECREF(o);
-        uint32_t nxt = rd32(base + h);
-        if (nxt == 0) break;
-        h += nxt;
     }
     PyBuffer_Release(&buf);
     return out;
@@ -692,8 +698,7 @@ static PyObject *k_block_batch(PyObject *m, PyObject *const *args, Py_ssize_t na
     if (batch_setup(b, args[0], &end, block, cap) < 0) { Py_DECREF(b); return NULL; }
     const uint8_t *base = b->buf.buf;
     Py_ssize_t n = 0;
-    for (Py_ssize_t i = 0; i < count; i++) { /* block_headers' rule */
-        if ((h & 3) || h < 0 || h + b->p.hdr_size > end) break;
+    for (Py_ssize_t i = 0; i < count && chain_ok(h, end, b->p.hdr_size); i++, h = chain_next(base, h)) {
         if (n == cap) {
             Py_ssize_t *bigger = PyMem_Realloc(b->offs, sizeof(Py_ssize_t) * (size_t)(cap * 2));
             if (bigger == NULL) { Py_DECREF(b); return PyErr_NoMemory(); }
@@ -706,9 +711,6 @@ static PyObject *k_block_batch(PyObject *m, PyObject *const *args, Py_ssize_t na
             return NULL;
         }
         b->offs[n++] = h;
-        uint32_t nxt = rd32(base + h);
-        if (nxt == 0) break;
-        h += nxt;
     }
     b->count = n;
     return (PyObject *)b;
@@ -743,13 +745,18 @@ typedef struct {
     int32_t ifindex;
 } Rec;
 
+/* Receive time in ns of the packet at header h (V1 keeps µs: frac_ns scales them). */
+static inline uint64_t ts_ns(const BatchObject *b, const uint8_t *base, Py_ssize_t h) {
+    return (uint64_t)rd32(base + h + b->p.off_sec) * 1000000000ull
+         + (uint64_t)rd32(base + h + b->p.off_frac) * (uint64_t)b->p.frac_ns;
+}
+
 static inline void make_rec(const BatchObject *b, Py_ssize_t h, Rec *r) {
     const uint8_t *base = b->buf.buf;
     const Params *p = &b->p;
     uint32_t st = rd32(base + h + p->off_status);
     r->wire = rd32(base + h + p->off_len);
-    r->ts_ns = (uint64_t)rd32(base + h + p->off_sec) * 1000000000ull
-             + (uint64_t)rd32(base + h + p->off_frac) * (uint64_t)p->frac_ns;
+    r->ts_ns = ts_ns(b, base, h);
     span(b, h, &r->start, &r->stop);
     const uint8_t *sll = base + h + p->sll_off;
     r->pkttype = sll[10];
@@ -937,8 +944,7 @@ static PyObject *k_fill_columns(PyObject *m, PyObject *const *args, Py_ssize_t n
     for (Py_ssize_t i = 0; i < b->count; i++) {
         Py_ssize_t h = b->offs[i], s, e;
         span(b, h, &s, &e);
-        uint64_t ts = (uint64_t)rd32(base + h + p->off_sec) * 1000000000ull
-                    + (uint64_t)rd32(base + h + p->off_frac) * (uint64_t)p->frac_ns;
+        uint64_t ts = ts_ns(b, base, h);
         memcpy((uint8_t *)cols[0].buf + 8 * i, &ts, 8);
         wr32((uint8_t *)cols[1].buf + 4 * i, (uint32_t)(e - s));
         wr32((uint8_t *)cols[2].buf + 4 * i, rd32(base + h + p->off_len));

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import abi
 from ..errors import PacketExpiredError
+from ..savefile.linktype import cooked_header, insert_tag
 from ..savefile.pcap import RECORD_LE as _PCAP_RECORD
 from ..savefile.pcapng import EPB_FIXED_FLAGS, EPB_HEAD, EPB_TAILS_FLAGS, EPB_TYPE, OPT_EPB_FLAGS
 from ..savefile.record import PKTTYPE_TO_EPB_FLAGS
@@ -42,8 +43,6 @@ IMPLEMENTATION = "python"
 _USER = abi.TP_STATUS_USER
 _VLAN_VALID = abi.TP_STATUS_VLAN_VALID
 _TPID_VALID = abi.TP_STATUS_VLAN_TPID_VALID
-_TAG = struct.Struct("!HH")
-_SLL = struct.Struct("!HHH8sH")
 _EPB_FLAGS = [PKTTYPE_TO_EPB_FLAGS.get(t, 0) for t in range(256)]
 _new = object.__new__
 _3 = 3
@@ -351,15 +350,16 @@ def _record(r: RingMemory, h: int, end: int) -> tuple[int, int, bytes, int]:
         stop = end if end > start else start
     sll = h + r.sll_off
     pkttype = mv[sll + 10]
+    data = mv[start:stop].tobytes()
     if not r.raw:
-        halen = min(mv[sll + 11], 8)
-        head = _SLL.pack(pkttype, r.u16[(sll + 8) >> 1], halen, bytes(mv[sll + 12 : sll + 12 + halen]), 0)
-        # sll_protocol is already in network byte order
-        return ts, (wire + 16) & _U32_MAX, head[:14] + mv[sll + 2 : sll + 4] + mv[start:stop], pkttype
-    if (st & _VLAN_VALID or tci) and r.version != 1 and not r.reinsert and stop - start >= 12:
-        tag = _TAG.pack(tpid if st & _TPID_VALID and tpid else abi.ETH_P_8021Q, tci)
-        return ts, (wire + 4) & _U32_MAX, mv[start : start + 12].tobytes() + tag + mv[start + 12 : stop], pkttype
-    return ts, wire, mv[start:stop].tobytes(), pkttype
+        addr = bytes(mv[sll + 12 : sll + 12 + min(mv[sll + 11], 8)])
+        # sll_protocol is kept in network byte order: read it as big endian
+        head = cooked_header(pkttype, r.u16[(sll + 8) >> 1], addr, int.from_bytes(mv[sll + 2 : sll + 4], "big"))
+        return ts, (wire + 16) & _U32_MAX, head + data, pkttype
+    if (st & _VLAN_VALID or tci) and r.version != 1 and not r.reinsert and len(data) >= 12:
+        tpid = tpid if st & _TPID_VALID and tpid else abi.ETH_P_8021Q
+        return ts, (wire + 4) & _U32_MAX, insert_tag(data, tpid, tci), pkttype
+    return ts, wire, data, pkttype
 
 
 def _record_range(batch: Batch, fn: str, start: int, stop: int, out: bytearray) -> tuple[list[int], int]:

@@ -11,7 +11,6 @@ keeps working (``list(cap.packets(count=100))`` is safe); only a view taken earl
 from __future__ import annotations
 
 import socket
-import struct
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from .. import abi
 from ..errors import PacketExpiredError
 from ..ring import _kernels_py
 from ..ring.layout import Header
+from ..savefile.linktype import cooked_header, insert_tag
 
 if TYPE_CHECKING:
     from ..ring.memory import RingMemory
@@ -364,21 +364,6 @@ class CopiedPacket:
 
     def copy(self) -> CopiedPacket:
         return self
-
-
-_SLL = struct.Struct("!HHH8sH")
-
-
-def cooked_header(pkttype: int, hatype: int, addr: bytes, protocol: int) -> bytes:
-    """The 16-byte Linux cooked (SLL) header libpcap puts before SOCK_DGRAM packets."""
-    return _SLL.pack(pkttype, hatype, len(addr), addr[:8].ljust(8, b"\0"), protocol)
-
-
-def insert_tag(frame: bytes, tpid: int, tci: int) -> bytes:
-    """``frame`` with an 802.1Q/802.1ad tag after its MAC addresses (unchanged if it has none)."""
-    if len(frame) < 12:
-        return frame
-    return frame[:12] + struct.pack("!HH", tpid, tci) + frame[12:]
 
 
 _STATUS_BITS = [

@@ -8,6 +8,7 @@ SLL2), which is what the ``any`` device always uses.
 from __future__ import annotations
 
 import socket
+import struct
 from typing import Final
 
 from .. import abi
@@ -59,3 +60,20 @@ def describe(linktype: int) -> str:
     """``"EN10MB (Ethernet)"``, or the bare number for a type we have no name for."""
     name = LINKTYPE_NAMES.get(linktype)
     return f"{name[0]} ({name[1]})" if name else f"{linktype}"
+
+
+_SLL_HEADER: Final = struct.Struct("!HHH8sH")
+_VLAN_TAG: Final = struct.Struct("!HH")
+
+
+def cooked_header(pkttype: int, hatype: int, addr: bytes, protocol: int) -> bytes:
+    """The 16-byte Linux cooked (SLL) header libpcap puts before SOCK_DGRAM packets (at most 8 address
+    bytes, zero padded)."""
+    return _SLL_HEADER.pack(pkttype, hatype, min(len(addr), 8), addr[:8].ljust(8, b"\0"), protocol)
+
+
+def insert_tag(frame: bytes, tpid: int, tci: int) -> bytes:
+    """``frame`` with an 802.1Q/802.1ad tag after its MAC addresses (unchanged if it has none)."""
+    if len(frame) < 12:
+        return frame
+    return frame[:12] + _VLAN_TAG.pack(tpid, tci) + frame[12:]
