@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import os
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -17,9 +18,9 @@ import pytest
 from conftest import ether, trafgen, udp_frame
 
 from afpacket import Capture
-from afpacket.savefile import open_reader
+from afpacket.savefile import LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, open_reader
 from afpacket.testnet import VethPair
-from afpacket.tofile import dump
+from afpacket.tofile import dump, open_for
 
 AFPACKET = [sys.executable, "-m", "afpacket"]
 
@@ -246,14 +247,18 @@ def test_any_capture_to_pcapng_describes_each_interface(tmp_path: Path) -> None:
             a.send([ether(a.outer_mac, a.inner_mac, 0x88B5, b"a" * 46)] * 2)
             b.send([ether(b.outer_mac, b.inner_mac, 0x88B5, b"b" * 46)] * 3)
             dump(cap, str(path), fmt="pcapng", duration=0.5)
+        a_index = socket.if_nametoindex(a.outer)
         reader = open_reader(str(path))
         records = [(r.interface_id, r.data) for r in reader]
         names = {i: iface.name for i, iface in enumerate(reader.interfaces)}  # type: ignore[union-attr]
     ours = [(names[i], d) for i, d in records if names[i] in (a.outer, b.outer)]
     assert [n for n, _ in ours] == [a.outer] * 2 + [b.outer] * 3
-    # cooked (SLL) records: 16-byte header, then the payload after the Ethernet header
-    assert all(d[14:16] == b"\x88\xb5" and len(d) == 16 + 46 for _, d in ours)
-    out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.interface_name", "-e", "sll.etype"],
+    # cooked v2 (SLL2, tcpdump's default for any) records: the 20-byte header names the protocol and the
+    # interface index, then the payload after the Ethernet header
+    assert reader.linktype == LINKTYPE_LINUX_SLL2
+    assert all(d[0:2] == b"\x88\xb5" and len(d) == 20 + 46 for _, d in ours)
+    assert {int.from_bytes(d[4:8], "big") for n, d in ours if n == a.outer} == {a_index}
+    out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.interface_name", "-e", "sll.ifindex"],
                          capture_output=True, text=True, check=True).stdout.splitlines()
     assert [line.split("\t")[0] for line in out if line.split("\t")[0] in (a.outer, b.outer)] == [n for n, _ in ours]
 
@@ -292,3 +297,23 @@ def test_block_fast_path_writes_what_the_packet_path_writes(quiet_net: VethPair,
     f = [(r.data, r.wire_len, r.flags, r.interface_id) for r in open_reader(str(fast))]
     s = [(r.data, r.wire_len, r.flags, r.interface_id) for r in open_reader(str(slow))]
     assert f == s and [d for d, *_ in f] == frames
+
+
+@pytest.mark.parametrize("cooked", [1, 2])
+def test_any_capture_cooked_header_version(tmp_path: Path, cooked: int) -> None:
+    """``cooked=1`` writes SLL (16 bytes) for readers that predate SLL2; tcpdump reads both the same way."""
+    path = tmp_path / "any.pcap"
+    with VethPair("afpc", addresses=False) as a:
+        with Capture("any", block_timeout_ms=2) as cap:
+            a.send([ether(a.outer_mac, a.inner_mac, 0x88B5, b"c" * 46)] * 3)
+            out = open_for(cap, str(path), "pcap", cooked=cooked)
+            out.consume(cap, None, 0.5)
+            out.close()
+        recs = [r for r in open_reader(str(path)) if r.data.endswith(b"c" * 46)]
+        assert len(recs) == 3
+        assert open_reader(str(path)).linktype == (LINKTYPE_LINUX_SLL2 if cooked == 2 else LINKTYPE_LINUX_SLL)
+        assert all(len(r.data) == (20 if cooked == 2 else 16) + 46 for r in recs)
+        lines = subprocess.run(["tcpdump", "-n", "-e", "-r", str(path), "ether proto 0x88b5"], capture_output=True,
+                               text=True, check=True).stdout.splitlines()
+        heads = [line for line in lines if not line.startswith("\t")]  # tcpdump hex-dumps unknown payloads
+        assert len(heads) == 3 and all("ethertype Unknown (0x88b5)" in line for line in heads)

@@ -16,7 +16,7 @@ from typing import Literal
 
 from .errors import SavefileError
 from .rx import Capture, Packet
-from .savefile import LINKTYPE_LINUX_SLL, PcapngWriter, PcapWriter, linktype_for
+from .savefile import LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, PcapngWriter, PcapWriter, linktype_for
 from .savefile.linktype import cooked_header
 
 Format = Literal["pcap", "pcapng"]
@@ -227,10 +227,16 @@ class CaptureFile:
         w.close()
 
 
-def open_for(capture: Capture, path: str, fmt: Format = "pcap", **kwargs: object) -> CaptureFile:
-    """A CaptureFile whose link type, snaplen and interface come from ``capture``."""
+def open_for(capture: Capture, path: str, fmt: Format = "pcap", *, cooked: int = 2, **kwargs: object) -> CaptureFile:
+    """A CaptureFile whose link type, snaplen and interface come from ``capture``. Packets of a SOCK_DGRAM
+    (``any``) capture get a Linux cooked header: SLL2 (``cooked=2``, tcpdump's default: it records the
+    interface and direction) or SLL (``cooked=1``, for readers that predate SLL2)."""
     raw = capture.sock_type == "raw"
-    linktype = linktype_for(capture.hatype, socket.SOCK_RAW) if raw else LINKTYPE_LINUX_SLL
+    if raw:
+        linktype = linktype_for(capture.hatype, socket.SOCK_RAW)
+    else:
+        capture._ring.set_cooked(cooked)  # the record kernels and Packet.file_record read it from the ring
+        linktype = LINKTYPE_LINUX_SLL2 if cooked == 2 else LINKTYPE_LINUX_SLL
     ifindex = capture.socket.ifindex
     return CaptureFile(path, fmt=fmt, linktype=linktype, snaplen=capture.snaplen, interface=capture.interface,
                        ifindex=ifindex, **kwargs)  # type: ignore[arg-type]

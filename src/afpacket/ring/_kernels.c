@@ -43,6 +43,7 @@ static inline int32_t rdi32(const uint8_t *p) { int32_t v; memcpy(&v, p, 4); ret
 static inline void wr16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
 static inline void wr32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static inline void wr16be(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static inline void wr32be(uint8_t *p, uint32_t v) { wr16be(p, (uint16_t)(v >> 16)); wr16be(p + 2, (uint16_t)v); }
 static inline uint32_t load_acquire(const uint8_t *p) {
     return __atomic_load_n((const uint32_t *)(const void *)p, __ATOMIC_ACQUIRE);
 }
@@ -53,16 +54,16 @@ static inline void store_release(uint8_t *p, uint32_t v) {
 /* ---- the layout numbers a ring carries (RingMemory.params, in this order) ---------------------- */
 typedef struct {
     long version, snaplen, off_status, off_len, off_snap, off_mac, off_sec, off_frac, frac_ns;
-    long off_tci, off_tpid, off_rxhash, sll_off, frame_size, raw, reinsert, hdr_size;
+    long off_tci, off_tpid, off_rxhash, sll_off, frame_size, raw, reinsert, hdr_size, cooked;
 } Params;
-#define NPARAMS 17
+#define NPARAMS 18
 
 static int read_params(PyObject *ring, Params *p) {
     PyObject *t = PyObject_GetAttrString(ring, "params");
     if (t == NULL) return -1;
     if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != NPARAMS) {
         Py_DECREF(t);
-        PyErr_SetString(PyExc_TypeError, "ring.params must be a tuple of 17 ints (afpacket.ring.memory.RingMemory)");
+        PyErr_SetString(PyExc_TypeError, "ring.params must be a tuple of 18 ints (afpacket.ring.memory.RingMemory)");
         return -1;
     }
     long *out = (long *)p;
@@ -740,7 +741,8 @@ typedef struct {
     uint32_t wire, caplen;
     Py_ssize_t start, stop; /* ring bytes */
     int kind;               /* 0 plain, 1 tag inserted after 12 bytes, 2 cooked header in front */
-    uint8_t extra[16];      /* the tag (4) or the cooked header (16) */
+    int extra_len;          /* 4 (tag), 16 (SLL) or 20 (SLL2) */
+    uint8_t extra[20];      /* the tag or the cooked header */
     uint8_t pkttype;
     int32_t ifindex;
 } Rec;
@@ -765,15 +767,28 @@ static inline void make_rec(const BatchObject *b, Py_ssize_t h, Rec *r) {
     r->kind = 0;
     if (!p->raw) {
         uint8_t halen = sll[11] < 8 ? sll[11] : 8;
-        wr16be(r->extra, r->pkttype);
-        wr16be(r->extra + 2, rd16(sll + 8));
-        wr16be(r->extra + 4, halen);
-        memset(r->extra + 6, 0, 8);
-        memcpy(r->extra + 6, sll + 12, halen);
-        memcpy(r->extra + 14, sll + 2, 2); /* sll_protocol, already in network order */
+        if (p->cooked == 2) { /* SLL2: protocol, reserved, ifindex, hatype, pkttype, halen, address */
+            memcpy(r->extra, sll + 2, 2); /* sll_protocol, already in network order */
+            wr16be(r->extra + 2, 0);
+            wr32be(r->extra + 4, (uint32_t)r->ifindex);
+            wr16be(r->extra + 8, rd16(sll + 8));
+            r->extra[10] = r->pkttype;
+            r->extra[11] = halen;
+            memset(r->extra + 12, 0, 8);
+            memcpy(r->extra + 12, sll + 12, halen);
+            r->extra_len = 20;
+        } else { /* SLL: pkttype, hatype, halen, address, protocol */
+            wr16be(r->extra, r->pkttype);
+            wr16be(r->extra + 2, rd16(sll + 8));
+            wr16be(r->extra + 4, halen);
+            memset(r->extra + 6, 0, 8);
+            memcpy(r->extra + 6, sll + 12, halen);
+            memcpy(r->extra + 14, sll + 2, 2);
+            r->extra_len = 16;
+        }
         r->kind = 2;
-        r->caplen = (uint32_t)cap + 16;
-        r->wire += 16;
+        r->caplen = (uint32_t)cap + (uint32_t)r->extra_len;
+        r->wire += (uint32_t)r->extra_len;
         return;
     }
     if (p->off_tci >= 0 && !p->reinsert && cap >= 12) {
@@ -801,8 +816,8 @@ static inline uint8_t *put_data(const BatchObject *b, const Rec *r, uint8_t *o) 
         return o + cap + 4;
     }
     if (r->kind == 2) {
-        memcpy(o, r->extra, 16);
-        o += 16;
+        memcpy(o, r->extra, (size_t)r->extra_len);
+        o += r->extra_len;
     }
     memcpy(o, base + r->start, (size_t)cap);
     return o + cap;

@@ -15,7 +15,8 @@ over synthetic rings, and a fuzz test over random ones). Rules both follow:
 * Live packet to file record (one owner, used by every capture-to-file path): SOCK_RAW frames get a
   tag the kernel stripped put back after the MAC addresses (unless ``reinsert_vlan`` already did, or
   the ring is V1, which has no VLAN fields), and both lengths grow by 4; SOCK_DGRAM packets get the
-  16-byte Linux cooked (SLL) header built from their sockaddr_ll, and both lengths grow by 16.
+  Linux cooked header (16-byte SLL, or 20-byte SLL2 when ``ring.cooked == 2``) built from their sockaddr_ll,
+  and both lengths grow by its size.
 """
 
 from __future__ import annotations
@@ -354,8 +355,9 @@ def _record(r: RingMemory, h: int, end: int) -> tuple[int, int, bytes, int]:
     if not r.raw:
         addr = bytes(mv[sll + 12 : sll + 12 + min(mv[sll + 11], 8)])
         # sll_protocol is kept in network byte order: read it as big endian
-        head = cooked_header(pkttype, r.u16[(sll + 8) >> 1], addr, int.from_bytes(mv[sll + 2 : sll + 4], "big"))
-        return ts, (wire + 16) & _U32_MAX, head + data, pkttype
+        head = cooked_header(pkttype, r.u16[(sll + 8) >> 1], addr, int.from_bytes(mv[sll + 2 : sll + 4], "big"),
+                             _I32.unpack_from(mv, sll + 4)[0], r.cooked)
+        return ts, (wire + len(head)) & _U32_MAX, head + data, pkttype
     if (st & _VLAN_VALID or tci) and r.version != 1 and not r.reinsert and len(data) >= 12:
         tpid = tpid if st & _TPID_VALID and tpid else abi.ETH_P_8021Q
         return ts, (wire + 4) & _U32_MAX, insert_tag(data, tpid, tci), pkttype

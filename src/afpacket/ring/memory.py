@@ -22,7 +22,7 @@ class RingMemory:
     """The mapping (or a detached packet's private copy), typed views, and the ring's layout."""
 
     __slots__ = (
-        "decode", "frame_size", "layout", "map", "mv", "off_len", "off_mac", "off_snap", "params", "pins", "raw",
+        "cooked", "decode", "frame_size", "layout", "map", "mv", "off_len", "off_mac", "off_snap", "params", "pins", "raw",
         "reinsert", "sll_off", "snaplen", "u16", "u32", "version",
     )
 
@@ -36,6 +36,7 @@ class RingMemory:
         raw: bool,
         reinsert: bool,
         frame_size: int = 0,
+        cooked: int = 1,
     ) -> None:
         lay: FrameLayout = layout(version)
         self.map = ring_map
@@ -54,13 +55,25 @@ class RingMemory:
         self.reinsert = reinsert
         #: V1/V2: the frame stride, which bounds a frame's data; 0 for V3 (the block bounds it)
         self.frame_size = 0 if version == 3 else frame_size
+        #: the cooked header a SOCK_DGRAM packet gets in a file: 1 (SLL, 16 bytes) or 2 (SLL2, 20 bytes)
+        self.cooked = cooked
         #: exports of the mapping kept for buffers that could not be revoked (see pin())
         self.pins: list[memoryview] = []
         #: for the C kernels, in the order _kernels.c reads them
+        self.params: tuple[int, ...] = ()
+        self.set_cooked(cooked)
+
+    def set_cooked(self, cooked: int) -> None:
+        """Choose the cooked header SOCK_DGRAM packets get in files: 1 (SLL) or 2 (SLL2, tcpdump's default
+        for ``any``, which also records the interface index)."""
+        if cooked not in (1, 2):
+            raise ValueError(f"cooked header version must be 1 (SLL) or 2 (SLL2), got {cooked!r}")
+        lay = self.layout
+        self.cooked = cooked
         self.params = (
-            version, snaplen, lay.off_status, lay.off_len, lay.off_snaplen, lay.off_mac, lay.off_sec,
+            self.version, self.snaplen, lay.off_status, lay.off_len, lay.off_snaplen, lay.off_mac, lay.off_sec,
             lay.off_frac, lay.frac_ns, lay.off_vlan_tci, lay.off_vlan_tpid, lay.off_rxhash, lay.sll_offset,
-            self.frame_size, int(raw), int(reinsert), lay.header.size,
+            self.frame_size, int(self.raw), int(self.reinsert), lay.header.size, cooked,
         )
 
     def pin(self) -> None:
@@ -92,7 +105,9 @@ def detach(pkt: Packet, kernels: Any, generic: type[Packet]) -> None:
     stop = max(stop, min(h + ring.layout.hdrlen, len(ring.mv)))
     region = bytearray(ring.mv[h:stop])
     region += bytes(-len(region) % 4)  # the typed views need whole words
-    private = RingMemory(region, len(region), ring.version, ring.snaplen, raw=ring.raw, reinsert=ring.reinsert)
+    private = RingMemory(
+        region, len(region), ring.version, ring.snaplen, raw=ring.raw, reinsert=ring.reinsert, cooked=ring.cooked
+    )
     copy = batch.copies.get(h) if batch.copies else None
     kept = kernels.Batch(private, [0], len(region), -1)
     if copy is not None:

@@ -182,12 +182,14 @@ class Packet:
     def file_record(self) -> tuple[bytes | memoryview, int]:
         """(bytes, wire length) as a capture file stores this packet, the rule of the ring kernels'
         ``pcap_records``: SOCK_RAW frames with a stripped tag get it back (both lengths + 4);
-        SOCK_DGRAM packets get a Linux cooked (SLL) header (both lengths + 16)."""
+        SOCK_DGRAM packets get a Linux cooked header (SLL, or SLL2 when the ring says ``cooked == 2``;
+        both lengths grow by its 16 or 20 bytes)."""
         r = self._ring()
         wire = self.wire_len
         if not r.raw:
             sll = self._sll()
-            return cooked_header(sll[4], sll[3], sll[6][: sll[5]], socket.ntohs(sll[1])) + bytes(self), wire + 16
+            head = cooked_header(sll[4], sll[3], sll[6][: sll[5]], socket.ntohs(sll[1]), sll[2], r.cooked)
+            return head + bytes(self), wire + len(head)
         if self.vlan_present and not r.reinsert and self.caplen >= 12:
             return self.tagged(), wire + 4
         return self.data, wire
@@ -216,6 +218,7 @@ class Packet:
             tag_in_data=self.tag_in_data,
             version=self._ring().version,
             raw=self._ring().raw,
+            cooked=self._ring().cooked,
         )
 
     def __repr__(self) -> str:
@@ -317,6 +320,8 @@ class CopiedPacket:
     version: int = 3
     #: from a SOCK_RAW capture (data starts at the link header); False for SOCK_DGRAM / ``any``
     raw: bool = True
+    #: the cooked header its file record gets when not ``raw``: 1 (SLL) or 2 (SLL2)
+    cooked: int = 1
 
     def __bytes__(self) -> bytes:
         return self.data
@@ -356,8 +361,8 @@ class CopiedPacket:
     def file_record(self) -> tuple[bytes, int]:
         """As :meth:`Packet.file_record`."""
         if not self.raw:
-            head = cooked_header(self.pkttype, self.hatype, self.src_addr, self.protocol)
-            return head + self.data, self.wire_len + 16
+            head = cooked_header(self.pkttype, self.hatype, self.src_addr, self.protocol, self.ifindex, self.cooked)
+            return head + self.data, self.wire_len + len(head)
         if self.vlan_present and not self.tag_in_data and self.caplen >= 12:
             return self.tagged(), self.wire_len + 4
         return self.data, self.wire_len

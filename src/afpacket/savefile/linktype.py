@@ -63,12 +63,16 @@ def describe(linktype: int) -> str:
 
 
 _SLL_HEADER: Final = struct.Struct("!HHH8sH")
+_SLL2_HEADER: Final = struct.Struct("!HHIHBB8s")
 _VLAN_TAG: Final = struct.Struct("!HH")
 
 
-def cooked_header(pkttype: int, hatype: int, addr: bytes, protocol: int) -> bytes:
-    """The 16-byte Linux cooked (SLL) header libpcap puts before SOCK_DGRAM packets (at most 8 address
-    bytes, zero padded)."""
+def cooked_header(pkttype: int, hatype: int, addr: bytes, protocol: int, ifindex: int = 0, version: int = 1) -> bytes:
+    """The Linux cooked header libpcap puts before SOCK_DGRAM packets: 16-byte SLL (``version=1``) or
+    20-byte SLL2 (``version=2``, which also records ``ifindex``); at most 8 address bytes, zero padded."""
+    if version == 2:
+        return _SLL2_HEADER.pack(protocol, 0, ifindex & 0xFFFFFFFF, hatype, pkttype, min(len(addr), 8),
+                                 addr[:8].ljust(8, b"\0"))
     return _SLL_HEADER.pack(pkttype, hatype, min(len(addr), 8), addr[:8].ljust(8, b"\0"), protocol)
 
 
