@@ -54,6 +54,8 @@ def _libpcap() -> ctypes.CDLL:
     lib.pcap_geterr.restype = ctypes.c_char_p
     lib.pcap_freecode.argtypes = (ctypes.POINTER(_BpfProgram),)
     lib.pcap_close.argtypes = (ctypes.c_void_p,)
+    lib.bpf_filter.argtypes = (ctypes.POINTER(_BpfInsn), ctypes.c_char_p, ctypes.c_uint, ctypes.c_uint)
+    lib.bpf_filter.restype = ctypes.c_uint
     return lib
 
 
@@ -75,10 +77,14 @@ class BpfProgram:
         return "\n".join(f"{{ 0x{c:x}, {jt}, {jf}, 0x{k:08x} }}," for c, jt, jf, k in self.instructions)
 
 
-def compile_filter(expression: str, *, dgram: bool = False, snaplen: int = 262144, optimize: bool = True) -> BpfProgram:
-    """Compile a tcpdump filter expression for a SOCK_RAW Ethernet socket (or a SOCK_DGRAM one)."""
+def compile_filter(
+    expression: str, *, dgram: bool = False, snaplen: int = 262144, optimize: bool = True, linktype: int | None = None
+) -> BpfProgram:
+    """Compile a tcpdump filter expression for a SOCK_RAW Ethernet socket (or a SOCK_DGRAM one), or, with
+    ``linktype``, for packets of that savefile link type (as ``tcpdump -r FILE EXPR`` does)."""
     lib = _libpcap()
-    handle = lib.pcap_open_dead(DLT_RAW if dgram else DLT_EN10MB, snaplen)
+    dlt = linktype if linktype is not None else DLT_RAW if dgram else DLT_EN10MB
+    handle = lib.pcap_open_dead(dlt, snaplen)
     if not handle:
         raise FilterError("libpcap could not open a handle to compile the filter")
     prog = _BpfProgram()
@@ -119,3 +125,86 @@ def attach(sock: socket.socket, program: BpfProgram) -> None:
                 "(sysctl -w net.core.optmem_max=...) or simplify the filter"
             ) from None
         raise FilterError(f"attaching filter {program.expression!r} failed: {e.strerror}") from None
+
+
+# Classic BPF opcodes and the kernel's ancillary loads (linux/filter.h) the direction prefix uses.
+_LD_ABS_W = 0x20
+_JEQ_K = 0x15
+_RET_K = 0x06
+_SKF_AD_OFF = 0xFFFFF000  # -0x1000 as the u32 the instruction holds
+_SKF_AD_PKTTYPE = 4
+_SKF_AD_IFINDEX = 8
+_PACKET_OUTGOING = 4
+
+
+def with_direction(
+    program: BpfProgram | None, *, direction: str = "inout", loopback_ifindex: int | None = None,
+    snaplen: int = 262144,
+) -> BpfProgram | None:
+    """``program`` behind a kernel-side direction check, as libpcap applies in user space:
+
+    * ``direction`` "in" drops outgoing packets, "out" keeps only them (tcpdump ``-Q``);
+    * ``loopback_ifindex``: the outgoing copy of a packet on the loopback interface is dropped, since the
+      same packet comes in again on ``lo`` (tcpdump prints it once; without this every packet on ``lo`` or
+      ``any`` shows twice).
+
+    The checks read the kernel's packet type and interface index (ancillary loads), then fall through to
+    the user's program, whose jumps are relative and so need no relocation. Returns None when there is
+    nothing to check and no program.
+    """
+    if direction not in ("in", "out", "inout"):
+        raise FilterError(f"direction must be 'in', 'out' or 'inout', got {direction!r}")
+    if direction == "inout" and loopback_ifindex is None:
+        return program
+    body = list(program.instructions) if program is not None else [(_RET_K, 0, 0, snaplen)]
+    lo_check = loopback_ifindex is not None and direction != "in"
+    # Layout: [0] load pkttype, [1] branch, [2,3] loopback check (if any), DROP: return 0, PROG: the program.
+    lo_at = 2
+    drop_at = 4 if lo_check else 2
+    prog_at = drop_at + 1
+    out_target = drop_at if direction == "in" else lo_at if lo_check else prog_at
+    in_target = drop_at if direction == "out" else prog_at
+    insns: list[tuple[int, int, int, int]] = [
+        (_LD_ABS_W, 0, 0, _SKF_AD_OFF + _SKF_AD_PKTTYPE),
+        (_JEQ_K, out_target - 2, in_target - 2, _PACKET_OUTGOING),
+    ]
+    if lo_check:
+        insns += [
+            (_LD_ABS_W, 0, 0, _SKF_AD_OFF + _SKF_AD_IFINDEX),
+            (_JEQ_K, drop_at - 4, prog_at - 4, loopback_ifindex or 0),
+        ]
+    insns.append((_RET_K, 0, 0, 0))
+    insns += body
+    if len(insns) > MAX_INSNS:
+        raise FilterError(f"the filter with its direction check has {len(insns)} instructions; the kernel takes "
+                          f"at most {MAX_INSNS}: simplify it")
+    return BpfProgram(tuple(insns), program.expression if program is not None else "")
+
+
+class OfflineFilter:
+    """A filter expression matched against packets read from a file (``tcpdump -r FILE EXPR``): compiled by
+    libpcap for the file's link type and run by libpcap's own BPF interpreter, so a file and a live
+    capture select the same packets. One program per link type (a pcapng file may hold several)."""
+
+    def __init__(self, expression: str, snaplen: int = 262144) -> None:
+        self.expression = expression
+        self.snaplen = snaplen
+        self._programs: dict[int, ctypes.Array[_BpfInsn]] = {}
+        self._lib = _libpcap()
+
+    def _program(self, linktype: int) -> ctypes.Array[_BpfInsn]:
+        prog = self._programs.get(linktype)
+        if prog is None:
+            compiled = compile_filter(self.expression, snaplen=self.snaplen, linktype=linktype)
+            prog = (_BpfInsn * len(compiled))(*(_BpfInsn(*i) for i in compiled.instructions))
+            self._programs[linktype] = prog
+        return prog
+
+    def check(self, linktype: int) -> BpfProgram:
+        """Compile for ``linktype`` now (so a bad expression fails before any packet is read)."""
+        self._program(linktype)
+        return compile_filter(self.expression, snaplen=self.snaplen, linktype=linktype)
+
+    def matches(self, data: bytes, wire_len: int, linktype: int) -> bool:
+        """True when the filter accepts the packet (``data`` as captured, ``wire_len`` its length on the wire)."""
+        return bool(self._lib.bpf_filter(self._program(linktype), data, wire_len, len(data)))

@@ -1,21 +1,36 @@
-"""`afpacket capture` (tcpdump-like live capture) and `afpacket list` (like `tcpdump -D`)."""
+"""`afpacket capture` (live capture with tcpdump's options and output) and `afpacket list` (``tcpdump -D``)."""
 
 from __future__ import annotations
 
 import signal
 import socket
 import sys
+import threading
+import time
+from functools import lru_cache
+from types import FrameType
+from typing import Any
 
 import click
 
-from .. import abi
-from ..dissect import packet_line
 from ..errors import AfPacketError
-from ..interfaces import ANY, list_interfaces
+from ..filter import BpfProgram, compile_filter, with_direction
+from ..interfaces import ANY, capture_order, default_interface, list_interfaces, lookup, status_words
 from ..rx import Capture
-from ..savefile.linktype import LINKTYPE_LINUX_SLL, describe, linktype_for
-from ..tofile import CaptureFile, frame_of, open_for
+from ..savefile.linktype import (
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_NAMES,
+    describe,
+    linktype_for,
+)
+from ..tofile import CaptureFile, open_for
 from . import main
+from .output import MAX_SNAPLEN, filter_expression, make_writer, printing_options
+from .report import LiveStatus, write_stats_json
+
+#: Signals that end a capture cleanly between packets (the file ends with a whole record), as in tcpdump.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def fail(message: str) -> None:
@@ -23,22 +38,31 @@ def fail(message: str) -> None:
     sys.exit(1)
 
 
+def _plural(n: int, what: str) -> str:
+    return f"{n} {what}{'s' if n != 1 else ''}"
+
+
 def print_summary(captured: int, received: int, dropped: int) -> None:
-    click.echo(f"{captured} packet{'s' if captured != 1 else ''} captured", err=True)
-    click.echo(f"{received} packet{'s' if received != 1 else ''} received by filter", err=True)
-    click.echo(f"{dropped} packet{'s' if dropped != 1 else ''} dropped by kernel", err=True)
+    """tcpdump's closing statistics, one per line on stderr."""
+    click.echo(f"{_plural(captured, 'packet')} captured", err=True)
+    click.echo(f"{_plural(received, 'packet')} received by filter", err=True)
+    click.echo(f"{_plural(dropped, 'packet')} dropped by kernel", err=True)
 
 
 def list_lines() -> list[str]:
-    lines = []
-    n = 0
-    for n, iface in enumerate(list_interfaces(), 1):
-        state = ["Up" if iface.up else "Down", "Running" if iface.running else "Not running"]
-        if iface.loopback:
-            state.insert(0, "Loopback")
-        lines.append(f"{n}.{iface.name} [{', '.join(state)}]")
-    lines.append(f"{n + 1}.any (Pseudo-device that captures on all interfaces) [Up, Running]")
-    return lines
+    """``tcpdump -D``: the interfaces in libpcap's order with their state, ``any`` after the running ones."""
+    lines: list[str] = []
+    ordered = capture_order(list_interfaces())
+    any_line = "any (Pseudo-device that captures on all interfaces) [Up, Running]"
+    placed = False
+    for iface in ordered:
+        if not placed and (iface.loopback or not iface.running):
+            lines.append(any_line)
+            placed = True
+        lines.append(f"{iface.name} [{', '.join(status_words(iface)) or 'none'}]")
+    if not placed:
+        lines.append(any_line)
+    return [f"{n}.{line}" for n, line in enumerate(lines, 1)]
 
 
 @main.command("list")
@@ -48,28 +72,86 @@ def list_cmd() -> None:
         click.echo(line)
 
 
+def link_types(interface: str) -> list[int]:
+    """The link types a capture on ``interface`` can record (``tcpdump -L``): the first is the default."""
+    if interface == ANY:
+        return [LINKTYPE_LINUX_SLL2, LINKTYPE_LINUX_SLL]
+    return [linktype_for(lookup(interface).hatype, socket.SOCK_RAW)]
+
+
+def _linktype_by_name(name: str) -> int | None:
+    for number, (short, _desc) in LINKTYPE_NAMES.items():
+        if short.lower() == name.lower():
+            return number
+    return int(name) if name.isdigit() else None
+
+
+@lru_cache(maxsize=256)
+def _ifname(ifindex: int) -> str:
+    try:
+        return socket.if_indextoname(ifindex)
+    except OSError:
+        return "?"
+
+
+class _Progress:
+    """``-w`` on a terminal: a live line (packets, drops, rate) refreshed from a timer thread, so the
+    block-at-a-time write path pays nothing per packet."""
+
+    def __init__(self, cap: Capture, out: CaptureFile, enabled: bool, lock: threading.Lock) -> None:
+        self.status = LiveStatus(enabled)
+        self._cap, self._out, self._lock = cap, out, lock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        if enabled:
+            self._thread = threading.Thread(target=self._run, name="afpacket-progress", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        start = time.monotonic()
+        while not self._stop.wait(0.25):
+            with self._lock:
+                try:
+                    drops = self._cap.stats().drops
+                except AfPacketError:
+                    return
+            n = self._out.written
+            rate = n / max(time.monotonic() - start, 1e-9)
+            self.status.update(f"Got {n}  ({rate:,.0f} packets/s, {drops} dropped by kernel)")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self.status.close()
+
+
 @main.command("capture")
-@click.option("-i", "--interface", default=ANY, show_default=True, help="Interface to capture on, or 'any'.")
+@click.option("-i", "--interface", help="Interface to capture on, or 'any' (default: the first of -D).")
 @click.option("-c", "--count", type=click.IntRange(min=1), help="Exit after this many packets.")
-@click.option("-s", "--snaplen", type=click.IntRange(min=1), default=262144, show_default=True,
-              help="Bytes to keep of each packet.")
+@click.option("-s", "--snaplen", type=click.IntRange(min=0), default=MAX_SNAPLEN, show_default=True,
+              help="Bytes to keep of each packet (0: the maximum, 262144).")
 @click.option("-B", "--buffer-size", "buffer_kib", type=click.IntRange(min=64), default=4096, show_default=True,
               help="Ring size in KiB (tcpdump's -B).")
 @click.option("--tpacket-version", type=click.Choice(["1", "2", "3"]), default="3", show_default=True,
               help="PACKET_MMAP ring version.")
 @click.option("--block-timeout-ms", type=click.IntRange(min=0, max=65535), default=8, show_default=True,
               help="V3: how long the kernel may hold a partly filled block.")
-@click.option("-q", "--quiet", is_flag=True, help="Print no per-packet lines, only the summary.")
-@click.option("-e", "link", is_flag=True, help="Print the link-level header (MAC addresses) on each line.")
 @click.option("-p", "--no-promiscuous-mode", "no_promisc", is_flag=True,
               help="Don't put the interface into promiscuous mode (it is, by default, like tcpdump).")
+@click.option("-Q", "--direction", type=click.Choice(["in", "out", "inout"]), default="inout", show_default=True,
+              help="Capture packets received, sent, or both.")
 @click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
-@click.option("--time-stamp-precision", type=click.Choice(["micro", "nano"]), default="micro", show_default=True)
 @click.option("-D", "--list-interfaces", "list_only", is_flag=True, help="List interfaces and exit.")
+@click.option("-L", "--list-data-link-types", "list_dlts", is_flag=True,
+              help="List the link types the interface can record and exit.")
+@click.option("-y", "--linktype", "dlt", metavar="TYPE", help="Link type to record (see -L): LINUX_SLL2 or "
+              "LINUX_SLL for 'any'.")
 @click.option("-w", "--write", "write_path", metavar="FILE", help="Write packets to FILE ('-' for stdout).")
-@click.option("--format", "fmt", type=click.Choice(["pcap", "pcapng"]), default="pcap", show_default=True,
-              help="Savefile format for -w.")
-@click.option("-U", "--packet-buffered", is_flag=True, help="With -w: flush each packet to the file.")
+@click.option("--format", "fmt", type=click.Choice(["pcap", "pcapng"]), default=None,
+              help="Savefile format for -w (default: from FILE's extension, .pcapng → pcapng, else pcap).")
+@click.option("-U", "--packet-buffered", is_flag=True,
+              help="Flush each packet: to the -w file, or each printed line to stdout.")
 @click.option("-C", "file_size_mb", type=click.FloatRange(min=0, min_open=True),
               help="With -w: start a new file after this many million bytes (tcpdump -C).")
 @click.option("-G", "rotate_seconds", type=click.FloatRange(min=0, min_open=True),
@@ -77,57 +159,85 @@ def list_cmd() -> None:
 @click.option("-W", "file_count", type=click.IntRange(min=1),
               help="With -C: keep a ring of this many files; with -G: stop after this many files.")
 @click.option("--print", "print_too", is_flag=True, help="With -w: also print packet lines.")
+@click.option("--stats-json", "stats_json", metavar="FILE", help="Write the closing summary as JSON to FILE.")
+@printing_options
 @click.argument("expression", nargs=-1)
 def capture_cmd(
-    interface: str,
-    count: int | None,
-    snaplen: int,
-    buffer_kib: int,
-    tpacket_version: str,
-    block_timeout_ms: int,
-    quiet: bool,
-    link: bool,
-    no_promisc: bool,
-    duration: float | None,
-    time_stamp_precision: str,
-    list_only: bool,
-    write_path: str | None,
-    fmt: str,
-    packet_buffered: bool,
-    file_size_mb: float | None,
-    rotate_seconds: float | None,
-    file_count: int | None,
-    print_too: bool,
-    expression: tuple[str, ...],
+    interface: str | None, count: int | None, snaplen: int, buffer_kib: int, tpacket_version: str,
+    block_timeout_ms: int, no_promisc: bool, direction: str, duration: float | None, list_only: bool,
+    list_dlts: bool, dlt: str | None, write_path: str | None, fmt: str | None, packet_buffered: bool,
+    file_size_mb: float | None, rotate_seconds: float | None, file_count: int | None, print_too: bool,
+    stats_json: str | None, expression: tuple[str, ...], numeric: int, link: bool, quiet: bool, verbose: int,
+    hex_level: int, hex_ascii_level: int, ascii: bool, time_level: int, absolute_seq: bool, no_checksums: bool,
+    number: bool, line_buffered: bool, filter_file: str | None, precision: str,
 ) -> None:
     """Capture packets and print one line per packet, like `tcpdump -n`.
 
-    EXPRESSION is a tcpdump filter (e.g. `udp port 53`), compiled by libpcap and run in the kernel."""
+    EXPRESSION is a tcpdump filter (e.g. `udp port 53`), compiled by libpcap and run in the kernel.
+    SIGUSR1 prints the statistics so far; SIGINT, SIGTERM and SIGHUP end the capture with its summary."""
     if list_only:
         for line in list_lines():
             click.echo(line)
         return
+    iface = interface or default_interface()
     try:
+        types = link_types(iface)
+    except AfPacketError as e:
+        fail(str(e))
+        return
+    if list_dlts:
+        # on stderr, by number, as tcpdump 4.99 prints them; the default is still the first of ``types``
+        click.echo(f"Data link types for {iface} (use option -y to set):", err=True)
+        for lt in sorted(types):
+            click.echo(f"  {describe(lt)}", err=True)
+        return
+    linktype = types[0]
+    if dlt is not None:
+        wanted = _linktype_by_name(dlt)
+        if wanted not in types:
+            fail(f"{dlt} is not one of the link types {iface} can record (afpacket capture -i {iface} -L lists them)")
+            return
+        linktype = wanted
+    if write_path is None and (file_size_mb or rotate_seconds or file_count):
+        fail("-C, -G and -W apply to a capture file: add -w FILE")
+        return
+    snaplen = snaplen or MAX_SNAPLEN
+    if snaplen > MAX_SNAPLEN:
+        snaplen = MAX_SNAPLEN  # tcpdump's rule: larger values mean the maximum
+    expr = filter_expression(expression, filter_file)
+    dgram = iface == ANY
+    program: BpfProgram | None = None
+    try:
+        if expr:
+            program = compile_filter(expr, dgram=dgram, snaplen=snaplen)
+        # One copy of each packet on loopback, as tcpdump prints it: the outgoing copy of a packet sent on
+        # lo comes straight back in. PACKET_IGNORE_OUTGOING does -Q in in the kernel; the rest is BPF.
+        lo_index = _loopback_index() if iface in (ANY, "lo") or _is_loopback(iface) else None
+        program = with_direction(program, direction="inout" if direction == "in" else direction,
+                                 loopback_ifindex=lo_index, snaplen=snaplen)
         cap = Capture(
-            interface,
+            iface,
             version=int(tpacket_version),
             snaplen=snaplen,
             buffer_size=buffer_kib * 1024,
             block_timeout_ms=block_timeout_ms,
-            promisc=not no_promisc and interface != ANY,
-            filter=" ".join(expression) or None,
+            promisc=not no_promisc and iface != ANY,
+            filter=program,
+            ignore_outgoing=direction == "in",
         )
     except AfPacketError as e:
         fail(str(e))
         return
-    raw = cap.sock_type == "raw"
-    linktype = linktype_for(cap.hatype, socket.SOCK_RAW if raw else socket.SOCK_DGRAM)
+    cooked = 1 if linktype == LINKTYPE_LINUX_SLL else 2
+    if dgram:
+        cap._ring.set_cooked(cooked)  # printed lines and file records get the same cooked header
     out: CaptureFile | None = None
     if write_path is not None:
         try:
             out = open_for(
-                cap, write_path, fmt,  # type: ignore[arg-type]
-                nanosecond=time_stamp_precision == "nano",
+                cap, write_path, fmt or _format_for(write_path),  # type: ignore[arg-type]
+                cooked=cooked,
+                nanosecond=precision == "nano",
                 unbuffered=packet_buffered,
                 file_size=int(file_size_mb * 1_000_000) if file_size_mb else None,
                 rotate_seconds=rotate_seconds,
@@ -137,55 +247,101 @@ def capture_cmd(
             cap.close()
             fail(str(e))
             return
-    elif file_size_mb or rotate_seconds or file_count or packet_buffered:
-        cap.close()
-        fail("-C, -G, -W and -U apply to a capture file: add -w FILE")
-        return
+    show = out is None or print_too
+    if show and not verbose:
+        click.echo("afpacket: verbose output suppressed, use -v[v]... for full protocol decode", err=True)
     click.echo(
-        f"{'listening' if out is None else 'capturing'} on {interface}, link-type {describe(linktype)}, "
+        f"afpacket: {'listening' if out is None else 'capturing'} on {iface}, link-type {describe(linktype)}, "
         f"snapshot length {snaplen} bytes (TPACKET_V{tpacket_version}, {cap.geometry.size // 1024} KiB ring)",
         err=True,
     )
-    if tpacket_version == "1" and raw:
+    if tpacket_version == "1" and not dgram:
         click.echo("afpacket: note: TPACKET_V1 has no VLAN fields; tags the kernel strips are lost (use V2/V3)",
                    err=True)
-    show = not quiet and (out is None or print_too)
-    # Ctrl-C and SIGTERM end the loop between packets: the file never holds half a record.
-    stop_signals = (signal.SIGINT, signal.SIGTERM)
-    old = {sig: signal.signal(sig, lambda signum, frame: cap.stop()) for sig in stop_signals}
-    captured = 0
-    write = sys.stdout.write
+    state: dict[str, Any] = {"captured": 0}
+    stats_lock = threading.Lock()
+
+    def captured_now() -> int:
+        return out.written if out is not None else int(state["captured"])
+
+    def interim(signum: int, frame: FrameType | None) -> None:
+        # SIGUSR1, as tcpdump: the statistics so far on one line, and the capture goes on.
+        with stats_lock:
+            st = cap.stats()
+        click.echo(f"afpacket: {_plural(captured_now(), 'packet')} captured, {_plural(st.received, 'packet')} "
+                   f"received by filter, {_plural(st.drops, 'packet')} dropped by kernel", err=True)
+
+    old: dict[int, Any] = {sig: signal.signal(sig, lambda signum, frame: cap.stop()) for sig in STOP_SIGNALS}
+    old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, interim)
+    progress = None
+    if out is not None and not show:
+        progress = _Progress(cap, out, LiveStatus.enabled_for(sys.stderr, quiet) and write_path != "-", stats_lock)
+    started = time.monotonic()
     error: str | None = None
     try:
         if out is not None and not show:
-            out.consume(cap, count, duration)  # block-at-a-time fast path where it applies
+            out.consume(cap, count, duration)  # block-at-a-time fast path
         else:
+            writer = make_writer(
+                link=link, quiet=quiet, verbose=verbose, hex_level=hex_level, hex_ascii_level=hex_ascii_level,
+                ascii=ascii, time_level=time_level, absolute_seq=absolute_seq, no_checksums=no_checksums,
+                number=number, precision=precision, flush_each=packet_buffered or line_buffered, ifname=_ifname,
+            )
+            print_type = linktype if not dgram else LINKTYPE_LINUX_SLL if cooked == 1 else LINKTYPE_LINUX_SLL2
             for pkt in cap.packets(count=count, duration=duration):
                 if out is not None:
-                    out.write_packet(pkt, raw)
+                    out.write_packet(pkt)
                     if out.done:
                         break
-                captured += 1
-                if show:
-                    data, wire = frame_of(pkt, raw)
-                    lt = linktype if raw else LINKTYPE_LINUX_SLL
-                    write(packet_line(pkt.timestamp_ns, data, wire, lt, time_stamp_precision, link=link) + "\n")
+                state["captured"] += 1
+                data, wire = pkt.file_record()
+                writer.write(pkt.timestamp_ns, data, wire, print_type)
     except AfPacketError as e:
         error = str(e)
     except BrokenPipeError:
         error = "output closed (broken pipe)"
     finally:
+        if progress is not None:
+            progress.close()
         for sig, handler in old.items():
             signal.signal(sig, handler)
-        if out is not None:
-            captured = out.written
-    _finish(cap, captured, out)
+    seconds = time.monotonic() - started
+    captured, received, dropped = _finish(cap, captured_now(), out)
+    if stats_json is not None:
+        summary = {
+            "command": "capture", "interface": iface, "link_type": LINKTYPE_NAMES.get(linktype, (str(linktype),))[0],
+            "captured": captured, "received_by_filter": received, "dropped_by_kernel": dropped,
+            "seconds": round(seconds, 6), "file": write_path, "error": error,
+        }
+        try:
+            write_stats_json(stats_json, summary)
+        except AfPacketError as e:
+            click.echo(f"afpacket: {e}", err=True)
+            error = error or str(e)
     if error is not None:
         click.echo(f"afpacket: {error}", err=True)
         sys.exit(1)
 
 
-def _finish(cap: Capture, captured: int, out: CaptureFile | None) -> None:
+def _format_for(path: str) -> str:
+    return "pcapng" if path.lower().endswith((".pcapng", ".ntar")) else "pcap"
+
+
+def _loopback_index() -> int | None:
+    try:
+        return socket.if_nametoindex("lo")
+    except OSError:
+        return None
+
+
+def _is_loopback(name: str) -> bool:
+    try:
+        return lookup(name).loopback
+    except AfPacketError:
+        return False
+
+
+def _finish(cap: Capture, captured: int, out: CaptureFile | None) -> tuple[int, int, int]:
     try:
         sys.stdout.flush()
     except (BrokenPipeError, ValueError):
@@ -198,6 +354,7 @@ def _finish(cap: Capture, captured: int, out: CaptureFile | None) -> None:
         except AfPacketError as e:
             click.echo(f"afpacket: {e}", err=True)
     print_summary(captured, st.received, st.drops)
+    return captured, st.received, st.drops
 
 
-__all__ = ["abi", "capture_cmd", "list_cmd"]
+__all__ = ["capture_cmd", "list_cmd", "list_lines"]

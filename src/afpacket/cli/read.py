@@ -1,47 +1,79 @@
-"""`afpacket read FILE`: print a pcap or pcapng file one packet per line, like ``tcpdump -n -r``."""
+"""`afpacket read FILE [EXPRESSION]`: print a pcap or pcapng file one packet per line, like ``tcpdump -n -r``."""
 
 from __future__ import annotations
 
 import sys
+from functools import lru_cache
 
 import click
 
-from .. import dissect
-from ..errors import SavefileError
+from ..errors import AfPacketError, SavefileError
+from ..filter import OfflineFilter
 from ..savefile import describe, open_reader
+from ..savefile.linktype import LINKTYPE_LINUX_SLL2
 from . import main
+from .output import filter_expression, make_writer, printing_options
+
+
+@lru_cache(maxsize=256)
+def _ifname(ifindex: int) -> str:
+    import socket
+
+    try:
+        return socket.if_indextoname(ifindex)
+    except OSError:
+        return "?"
 
 
 @main.command("read")
-@click.argument("file", metavar="FILE")
-@click.option("-c", "count", type=click.IntRange(min=0), default=None, help="Stop after N packets.")
-@click.option("-e", "link", is_flag=True, help="Print the link-level header (MAC addresses, ethertype).")
-@click.option(
-    "--time-stamp-precision",
-    "precision",
-    type=click.Choice(["micro", "nano"]),
-    default="micro",
-    show_default=True,
-    help="Print timestamps to the microsecond or the nanosecond.",
-)
-def read(file: str, count: int | None, link: bool, precision: str) -> None:
-    """Print the packets of FILE (pcap or pcapng; - for standard input) as tcpdump -n -r would."""
-    out = sys.stdout
+@click.argument("args", nargs=-1, metavar="FILE [EXPRESSION]")
+@click.option("-r", "rfile", metavar="FILE", help="The file to read (tcpdump's habit; or give FILE first).")
+@click.option("-c", "count", type=click.IntRange(min=0), default=None, help="Stop after N matching packets.")
+@click.option("--count", "count_only", is_flag=True, help="Print only the number of matching packets.")
+@printing_options
+def read(
+    args: tuple[str, ...], rfile: str | None, count: int | None, count_only: bool, numeric: int, link: bool,
+    quiet: bool, verbose: int, hex_level: int, hex_ascii_level: int, ascii: bool, time_level: int,
+    absolute_seq: bool, no_checksums: bool, number: bool, line_buffered: bool, filter_file: str | None,
+    precision: str,
+) -> None:
+    """Print the packets of FILE (pcap or pcapng; - for standard input) as `tcpdump -n -r FILE` would,
+    those matching EXPRESSION (a tcpdump filter, compiled by libpcap for the file's link type)."""
+    if rfile is None:
+        if not args:
+            raise click.UsageError("give the file to read: afpacket read FILE [EXPRESSION]")
+        rfile, args = args[0], args[1:]
+    expr = filter_expression(args, filter_file)
+    writer = make_writer(
+        link=link, quiet=quiet, verbose=verbose, hex_level=hex_level, hex_ascii_level=hex_ascii_level,
+        ascii=ascii, time_level=time_level, absolute_seq=absolute_seq, no_checksums=no_checksums, number=number,
+        precision=precision, flush_each=line_buffered, ifname=_ifname,
+    )
+    matched = 0
     try:
-        with open_reader(file) as reader:
+        with open_reader(rfile) as reader:
             linktype = "unknown" if reader.linktype is None else describe(reader.linktype)
-            click.echo(f"reading from file {file}, link-type {linktype}, snapshot length {reader.snaplen}", err=True)
+            click.echo(f"reading from file {rfile}, link-type {linktype}, snapshot length {reader.snaplen}", err=True)
+            if reader.linktype == LINKTYPE_LINUX_SLL2:
+                click.echo("Warning: interface names might be incorrect", err=True)
+            flt = OfflineFilter(expr, reader.snaplen or 262144) if expr else None
+            if flt is not None and reader.linktype is not None:
+                flt.check(reader.linktype)  # a bad expression fails before any line
             if count == 0:
                 return
-            for printed, rec in enumerate(reader, 1):
-                out.write(
-                    dissect.packet_line(rec.timestamp_ns, rec.data, rec.wire_len, rec.linktype, precision, link=link)
-                    + "\n"
-                )
-                if printed == count:
+            write = writer.write
+            for rec in reader:
+                if flt is not None and not flt.matches(rec.data, rec.wire_len, rec.linktype):
+                    continue
+                matched += 1
+                if not count_only:
+                    write(rec.timestamp_ns, rec.data, rec.wire_len, rec.linktype)
+                if matched == count:
                     break
-    except SavefileError as e:
-        out.flush()
+        if count_only:
+            click.echo(f"{matched} packet{'s' if matched != 1 else ''}")
+    except (SavefileError, AfPacketError) as e:
+        sys.stdout.flush()
         click.echo(f"afpacket: {e}", err=True)
         sys.exit(1)
     except BrokenPipeError:

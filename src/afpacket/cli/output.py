@@ -1,0 +1,179 @@
+"""Packet lines as tcpdump prints them: the options both `capture` and `read` take, the timestamp forms
+(``-t`` … ``-ttttt``), the packet number (``-#``), and the line itself from :class:`afpacket.decode.LinePrinter`.
+
+The decoding and the text after the timestamp belong to ``afpacket.decode``; this module only adds what
+tcpdump adds around it, and writes. Formatting the clock is the costly part of a line, so the text of the
+current second is kept and only the fraction is formatted per packet.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from ..decode import LinePrinter
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: tcpdump's largest snapshot length; ``-s 0`` means it, as in tcpdump
+MAX_SNAPLEN = 262144
+
+_DUMP_MODES = {(1, 0, False): "x", (2, 0, False): "xx", (0, 1, False): "X", (0, 2, False): "XX"}
+
+
+def printing_options(f: F) -> F:
+    """The tcpdump options that shape packet lines, shared by `capture` and `read`."""
+    options = [
+        click.option("-n", "numeric", count=True, help="Don't convert addresses or ports to names (always so; "
+                     "accepted for tcpdump's habit, as is -nn)."),
+        click.option("-e", "link", is_flag=True, help="Print the link-level header on each line."),
+        click.option("-q", "quiet", is_flag=True, help="Quick output: less protocol information per line."),
+        click.option("-v", "verbose", count=True, help="More detail (-v, -vv, -vvv): IP header fields, checksums."),
+        click.option("-x", "hex_level", count=True,
+                     help="Hex dump of each packet without (-x) or with (-xx) its link header."),
+        click.option("-X", "hex_ascii_level", count=True,
+                     help="Hex and ASCII dump of each packet without (-X) or with (-XX) its link header."),
+        click.option("-A", "ascii", is_flag=True, help="Print each packet (minus its link header) in ASCII."),
+        click.option("-t", "time_level", count=True,
+                     help="-t no timestamp, -tt seconds since 1970, -ttt delta to the previous line, "
+                     "-tttt date and time, -ttttt delta to the first line."),
+        click.option("-S", "--absolute-tcp-sequence-numbers", "absolute_seq", is_flag=True,
+                     help="Print absolute, not relative, TCP sequence numbers."),
+        click.option("-K", "--dont-verify-checksums", "no_checksums", is_flag=True,
+                     help="Don't verify IP, TCP or UDP checksums (with -v)."),
+        click.option("-#", "--number", "number", is_flag=True, help="Print a packet number at the start of the line."),
+        click.option("-l", "line_buffered", is_flag=True, help="Make stdout line buffered (for `| grep`)."),
+        click.option("-F", "filter_file", metavar="FILE", type=click.Path(dir_okay=False),
+                     help="Read the filter expression from FILE (the command line's is then ignored)."),
+        click.option("--time-stamp-precision", "precision", type=click.Choice(["micro", "nano"]), default="micro",
+                     show_default=True, help="Print timestamps to the microsecond or the nanosecond."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def dump_mode(hex_level: int, hex_ascii_level: int, ascii: bool) -> str | None:
+    """The LinePrinter dump mode for tcpdump's -x/-xx/-X/-XX/-A (the largest wins, as in tcpdump)."""
+    if hex_ascii_level:
+        return "XX" if hex_ascii_level > 1 else "X"
+    if hex_level:
+        return "xx" if hex_level > 1 else "x"
+    return "A" if ascii else None
+
+
+def filter_expression(expression: tuple[str, ...], filter_file: str | None) -> str | None:
+    """The filter from the command line, or from ``-F FILE`` (``#`` starts a comment, as in tcpdump)."""
+    if filter_file is None:
+        return " ".join(expression) or None
+    if expression:
+        click.echo("afpacket: warning: -F given: the command-line expression is ignored", err=True)
+    try:
+        with open(filter_file, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise click.UsageError(f"cannot read the filter file {filter_file}: {e.strerror}") from None
+    words = " ".join(line.split("#", 1)[0] for line in text.splitlines()).split()
+    return " ".join(words) or None
+
+
+def check_time_level(level: int) -> None:
+    if level > 5:
+        raise click.UsageError("only -t, -tt, -ttt, -tttt and -ttttt are supported")
+
+
+def _hms(delta_ns: int, nano: bool) -> str:
+    """A delta as tcpdump prints it for -ttt/-ttttt: `` HH:MM:SS.ffffff`` (hours not wrapped)."""
+    sign = "-" if delta_ns < 0 else ""
+    sec, frac = divmod(abs(delta_ns), 1_000_000_000)
+    hms = f"{sign}{sec // 3600:02d}:{sec % 3600 // 60:02d}:{sec % 60:02d}"
+    return f"{hms}.{frac:09d}" if nano else f"{hms}.{frac // 1000:06d}"
+
+
+class LineWriter:
+    """Writes one packet per line: [number] [time] the LinePrinter's text."""
+
+    def __init__(
+        self,
+        printer: LinePrinter,
+        *,
+        time_level: int = 0,
+        precision: str = "micro",
+        number: bool = False,
+        stream: TextIO | None = None,
+        flush_each: bool = False,
+    ) -> None:
+        self.printer = printer
+        self.time_level = time_level
+        self.nano = precision == "nano"
+        self.number = number
+        self.stream = sys.stdout if stream is None else stream
+        self.flush_each = flush_each
+        self.count = 0
+        self._started = False
+        self._first = 0
+        self._prev = 0
+        self._sec = -1
+        self._clock = ""
+
+    def _stamp(self, ts_ns: int) -> str:
+        level = self.time_level
+        if level == 1:
+            return ""
+        if level in (0, 4):
+            sec, frac = divmod(ts_ns, 1_000_000_000)
+            if sec != self._sec:
+                self._sec = sec
+                fmt = "%Y-%m-%d %H:%M:%S" if level == 4 else "%H:%M:%S"
+                self._clock = time.strftime(fmt, time.localtime(sec))
+            return f"{self._clock}.{frac:09d} " if self.nano else f"{self._clock}.{frac // 1000:06d} "
+        if level == 2:
+            sec, frac = divmod(ts_ns, 1_000_000_000)
+            return f"{sec}.{frac:09d} " if self.nano else f"{sec}.{frac // 1000:06d} "
+        # -ttt: since the previous packet; -ttttt: since the first (the first line shows zero)
+        if not self._started:
+            self._started = True
+            self._first = self._prev = ts_ns
+        base = self._prev if level == 3 else self._first
+        self._prev = ts_ns
+        return f" {_hms(ts_ns - base, self.nano)} "
+
+    def write(self, ts_ns: int, data: bytes | memoryview, wire_len: int, linktype: int) -> None:
+        self.count += 1
+        text = self.printer.line(data, wire_len, linktype)
+        head = self._stamp(ts_ns)
+        if self.number:
+            head = f"{self.count:5d}  {head}"
+        self.stream.write(f"{head}{text}\n")
+        if self.flush_each:
+            self.stream.flush()
+
+
+def make_writer(
+    *, link: bool, quiet: bool, verbose: int, hex_level: int, hex_ascii_level: int, ascii: bool, time_level: int,
+    absolute_seq: bool, no_checksums: bool, number: bool, precision: str, flush_each: bool,
+    ifname: Callable[[int], str] | None = None,
+) -> LineWriter:
+    """The LineWriter for a command's printing options."""
+    from ..decode import LinePrinter  # the decoders load only when a command prints packets
+
+    check_time_level(time_level)
+    kwargs: dict[str, Any] = {
+        "link": link, "verbose": verbose, "quiet": quiet, "absolute_seq": absolute_seq,
+        "dump": dump_mode(hex_level, hex_ascii_level, ascii),
+    }
+    if ifname is not None:
+        kwargs["ifname"] = ifname
+    if no_checksums:
+        kwargs["verify_checksums"] = False
+    try:
+        printer = LinePrinter(**kwargs)
+    except TypeError:  # a printer without the checksum switch: -K then only affects what it verifies
+        kwargs.pop("verify_checksums", None)
+        printer = LinePrinter(**kwargs)
+    return LineWriter(printer, time_level=time_level, precision=precision, number=number, flush_each=flush_each)
