@@ -17,7 +17,7 @@ import time
 import click
 
 from .. import ring
-from ..dissect import packet_line
+from ..decode import LinePrinter
 from ..errors import AfPacketError
 from ..rx import Capture
 from ..savefile.linktype import LINKTYPE_ETHERNET
@@ -58,6 +58,7 @@ def _run_version(net: VethPair, version: int, frame: bytes, count: int) -> tuple
     seen = good = 0
     first: list[str] = []
     done_at: list[float] = []
+    printer = LinePrinter()
     with Capture(net.outer, version=version, buffer_size=32 << 20, block_timeout_ms=2) as cap:
 
         def reader() -> None:
@@ -68,7 +69,9 @@ def _run_version(net: VethPair, version: int, frame: bytes, count: int) -> tuple
                 if len(d) == len(frame) and d[-1] == 0xA5:
                     good += 1
                 if len(first) < 2:
-                    first.append(packet_line(p.timestamp_ns, d, p.wire_len, LINKTYPE_ETHERNET))
+                    sec, frac = divmod(p.timestamp_ns, 1_000_000_000)
+                    clock = time.strftime("%H:%M:%S", time.localtime(sec))
+                    first.append(f"{clock}.{frac // 1000:06d} {printer.line(d, p.wire_len, LINKTYPE_ETHERNET)}")
                 if seen == count:
                     done_at.append(time.perf_counter())
                     break
