@@ -136,5 +136,7 @@ def test_copied_packet_has_every_attribute_of_a_live_one(net: VethPair) -> None:
             kept = getattr(copy, name)
             if callable(live):
                 live, kept = live(), kept()
+            if name == "to_dpkt":  # dpkt objects compare by identity: compare (timestamp, frame bytes)
+                live, kept = (live[0], bytes(live[1])), (kept[0], bytes(kept[1]))
             assert live == kept, name
         assert bytes(copy.data) == bytes(pkt.data) == frames[0]

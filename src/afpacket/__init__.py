@@ -3,6 +3,7 @@
 from ._version import __version__
 from .errors import (
     AfPacketError,
+    ArgumentError,
     CaptureClosedError,
     FilterError,
     FrameTooLargeError,
@@ -20,6 +21,7 @@ from .geometry import RingGeometry
 
 __all__ = [
     "AfPacketError",
+    "ArgumentError",
     "CaptureClosedError",
     "FilterError",
     "FrameTooLargeError",
@@ -45,7 +47,7 @@ from .filter import BpfProgram, compile_filter  # noqa: E402
 __all__ += ["BpfProgram", "compile_filter"]
 
 from .savefile import PcapngReader, PcapngWriter, PcapReader, PcapWriter, Record, open_reader  # noqa: E402
-from .tofile import CaptureFile, dump, tee  # noqa: E402
+from .tofile import CaptureFile, dump, format_for, tee  # noqa: E402
 from .tx import RejectedFrame, TransmitStats, Transmitter, TransmitWarning, TxSlot  # noqa: E402
 
 __all__ += [
@@ -61,9 +63,16 @@ __all__ += [
     "Transmitter",
     "TxSlot",
     "dump",
+    "format_for",
     "open_reader",
     "tee",
 ]
+
+
+from . import decode  # noqa: E402
+from .decode import Decoded, Flow, LinePrinter  # noqa: E402
+
+__all__ += ["Decoded", "Flow", "LinePrinter", "decode"]
 
 
 def __getattr__(name: str) -> str:

@@ -1,4 +1,10 @@
-"""One exception family. Every message says what failed, why, and what to do about it."""
+"""One exception family. Every message says what failed, why, and what to do about it.
+
+Catch :class:`AfPacketError` for anything afpacket raises on purpose. Several classes also derive from
+the built-in exception a Python user would expect (``PermissionError``, ``ValueError``, ``MemoryError``,
+``ConnectionError``), so ``except ValueError`` keeps working around code that passes bad values.
+Wrong argument *types* raise a plain ``TypeError``, as Python's own functions do.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,20 @@ import errno as _errno
 
 
 class AfPacketError(Exception):
-    """Base class of every error afpacket raises on purpose."""
+    """Base class of every error afpacket raises on purpose.
+
+    Example::
+
+        try:
+            cap = afpacket.Capture("eth9")
+        except afpacket.AfPacketError as e:
+            print(e)    # no interface named 'eth9' in this network namespace (have: lo, eth0, or 'any')
+    """
+
+
+class ArgumentError(AfPacketError, ValueError):
+    """An argument has an acceptable type but a value afpacket cannot use (a negative or NaN duration,
+    an unknown file format, ...). The message names the function, the parameter and what is accepted."""
 
 
 class InterfaceNotFoundError(AfPacketError):
@@ -26,7 +45,11 @@ class RingAllocationError(AfPacketError, MemoryError):
 
 
 class SocketOptionError(AfPacketError):
-    """A setsockopt/getsockopt on the packet socket failed."""
+    """A setsockopt/getsockopt on the packet socket failed.
+
+    ``option`` is the option's name (e.g. ``"PACKET_RX_RING"``), ``err`` the OSError the kernel
+    returned (its errno is kept in :attr:`errno`), ``hint`` an optional sentence on what to do.
+    """
 
     def __init__(self, option: str, err: OSError, hint: str = "") -> None:
         self.option = option
@@ -67,7 +90,13 @@ class SavefileError(AfPacketError):
 
 
 def os_error(action: str, err: OSError, interface: str | None = None) -> AfPacketError:
-    """Translate an OSError from a socket call into the family, with a hint for the usual causes."""
+    """Translate an OSError from a socket call into the family, with a hint for the usual causes.
+
+    ``action`` says what was being done ("binding the packet socket"), ``err`` is the OSError caught,
+    ``interface`` the interface name to mention (or None). Returns the error; the caller raises it:
+    EPERM/EACCES give PermissionDeniedError, ENODEV/ENXIO InterfaceNotFoundError, ENETDOWN
+    LinkDownError, ENOMEM RingAllocationError, anything else AfPacketError.
+    """
     where = f" on {interface!r}" if interface else ""
     code = err.errno
     if code in (_errno.EPERM, _errno.EACCES):

@@ -61,7 +61,11 @@ def _libpcap() -> ctypes.CDLL:
 
 @dataclass(frozen=True)
 class BpfProgram:
-    """A classic BPF program: (code, jt, jf, k) instructions, as the kernel takes them."""
+    """A classic BPF program: ``instructions``, (code, jt, jf, k) tuples as the kernel takes them, and
+    the ``expression`` it was compiled from (empty when built by hand). Made by :func:`compile_filter`;
+    pass it as ``Capture(filter=...)`` to compile once and open many captures. ``len()`` counts the
+    instructions.
+    """
 
     instructions: tuple[tuple[int, int, int, int], ...]
     expression: str = ""
@@ -70,6 +74,7 @@ class BpfProgram:
         return len(self.instructions)
 
     def to_bytes(self) -> bytes:
+        """The instructions as an array of ``struct sock_filter``, as SO_ATTACH_FILTER takes them."""
         return b"".join(abi.SOCK_FILTER.pack(*i) for i in self.instructions)
 
     def dump(self) -> str:
@@ -80,8 +85,20 @@ class BpfProgram:
 def compile_filter(
     expression: str, *, dgram: bool = False, snaplen: int = 262144, optimize: bool = True, linktype: int | None = None
 ) -> BpfProgram:
-    """Compile a tcpdump filter expression for a SOCK_RAW Ethernet socket (or a SOCK_DGRAM one), or, with
-    ``linktype``, for packets of that savefile link type (as ``tcpdump -r FILE EXPR`` does)."""
+    """Compile a tcpdump filter ``expression`` for a SOCK_RAW Ethernet socket (or, with ``dgram``, a
+    SOCK_DGRAM one, whose packets start at the network header), or, with ``linktype``, for packets of
+    that savefile link type (as ``tcpdump -r FILE EXPR`` does). ``snaplen`` is the return value of an
+    accepting program (bytes kept), ``optimize`` libpcap's optimiser (``tcpdump -O`` turns it off).
+
+    Raises FilterError (the expression is bad, naming libpcap's reason; it compiles to more than the
+    kernel's 4096 instructions; or libpcap is not installed).
+
+    Example::
+
+        prog = compile_filter("udp port 53")
+        print(len(prog), prog.dump())        # as tcpdump -dd prints it
+        cap = Capture("eth0", filter=prog)
+    """
     lib = _libpcap()
     dlt = linktype if linktype is not None else DLT_RAW if dgram else DLT_EN10MB
     handle = lib.pcap_open_dead(dlt, snaplen)
@@ -111,7 +128,9 @@ def compile_filter(
 
 
 def attach(sock: socket.socket, program: BpfProgram) -> None:
-    """SO_ATTACH_FILTER: the kernel copies the program, so the buffer only has to live for the call."""
+    """Attach ``program`` to the socket ``sock`` (SO_ATTACH_FILTER). The kernel copies the program, so
+    the buffer only has to live for the call. FilterError for an empty program or when the kernel
+    refuses it (ENOMEM: raise net.core.optmem_max)."""
     if not program.instructions:
         raise FilterError("an empty BPF program cannot be attached")
     code = ctypes.create_string_buffer(program.to_bytes())
@@ -143,14 +162,16 @@ def with_direction(
 ) -> BpfProgram | None:
     """``program`` behind a kernel-side direction check, as libpcap applies in user space:
 
-    * ``direction`` "in" drops outgoing packets, "out" keeps only them (tcpdump ``-Q``);
+    * ``direction`` "in" drops outgoing packets, "out" keeps only them (tcpdump ``-Q``), "inout" keeps
+      both;
     * ``loopback_ifindex``: the outgoing copy of a packet on the loopback interface is dropped, since the
       same packet comes in again on ``lo`` (tcpdump prints it once; without this every packet on ``lo`` or
       ``any`` shows twice).
 
     The checks read the kernel's packet type and interface index (ancillary loads), then fall through to
-    the user's program, whose jumps are relative and so need no relocation. Returns None when there is
-    nothing to check and no program.
+    the user's program, whose jumps are relative and so need no relocation. With no ``program``, an
+    accepting one returning ``snaplen`` follows the checks. Returns None when there is nothing to check
+    and no program. FilterError for another ``direction`` or a program too long for the kernel.
     """
     if direction not in ("in", "out", "inout"):
         raise FilterError(f"direction must be 'in', 'out' or 'inout', got {direction!r}")
@@ -184,7 +205,15 @@ def with_direction(
 class OfflineFilter:
     """A filter expression matched against packets read from a file (``tcpdump -r FILE EXPR``): compiled by
     libpcap for the file's link type and run by libpcap's own BPF interpreter, so a file and a live
-    capture select the same packets. One program per link type (a pcapng file may hold several)."""
+    capture select the same packets. One program per link type (a pcapng file may hold several).
+    ``snaplen`` is the accepting program's return value. FilterError (from :meth:`check` or the first
+    :meth:`matches`) for a bad expression.
+
+    Example::
+
+        f = OfflineFilter("icmp")
+        hits = [rec for rec in open_reader("x.pcap") if f.matches(rec.data, rec.wire_len, rec.linktype)]
+    """
 
     def __init__(self, expression: str, snaplen: int = 262144) -> None:
         self.expression = expression
@@ -206,5 +235,6 @@ class OfflineFilter:
         return compile_filter(self.expression, snaplen=self.snaplen, linktype=linktype)
 
     def matches(self, data: bytes, wire_len: int, linktype: int) -> bool:
-        """True when the filter accepts the packet (``data`` as captured, ``wire_len`` its length on the wire)."""
+        """True when the filter accepts the packet (``data`` as captured, ``wire_len`` its length on the wire,
+        ``linktype`` the LINKTYPE_* of ``data``)."""
         return bool(self._lib.bpf_filter(self._program(linktype), data, wire_len, len(data)))

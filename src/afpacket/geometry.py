@@ -44,7 +44,8 @@ def _pow2_floor(n: int) -> int:
 
 
 def frame_size_for(version: int, data_len: int, reserve: int = 0) -> int:
-    """The smallest frame (V1/V2 RX) holding ``data_len`` bytes of link-layer data.
+    """The smallest frame (V1/V2 RX, TPACKET ``version``) holding ``data_len`` bytes of link-layer data
+    with ``reserve`` bytes of PACKET_RESERVE before it.
 
     The kernel puts the network header at ``TPACKET_ALIGN(hdrlen + max(maclen, 16)) + reserve``
     and the link header just before it, so this much room before the data is always enough.
@@ -55,7 +56,25 @@ def frame_size_for(version: int, data_len: int, reserve: int = 0) -> int:
 
 @dataclass(frozen=True)
 class RingGeometry:
-    """One ring's layout, as passed to PACKET_RX_RING / PACKET_TX_RING."""
+    """One ring's layout, as passed to PACKET_RX_RING / PACKET_TX_RING; immutable.
+
+    Usually derived from what you know with :meth:`for_capture` or :meth:`for_transmit`, which pick
+    sizes the kernel accepts; :meth:`validate` checks one built by hand against the kernel's rules
+    (``packet_set_ring()``) and raises RingGeometryError naming the broken rule and a value that works.
+
+    Fields: ``version`` (TPACKET 1, 2 or 3), ``block_size`` (bytes per block: a power-of-two multiple
+    of the page size), ``block_nr`` (number of blocks), ``frame_size`` (bytes per frame slot, a
+    multiple of 16), ``frame_nr`` (frames in all = frames per block x ``block_nr``),
+    ``block_timeout_ms`` (V3 RX only: block retire timeout in ms; 0 lets the kernel choose),
+    ``feature_req_word`` (V3 RX only: tp_feature_req_word, TP_FT_REQ_FILL_RXHASH), ``reserve``
+    (PACKET_RESERVE bytes set before the ring, room to reinsert a VLAN tag), ``tx`` (a TX ring).
+
+    Example::
+
+        geom = RingGeometry.for_capture(3, buffer_size=64 << 20)
+        cap = Capture("eth0", geometry=geom)
+        print(geom.block_size, geom.block_nr, geom.size)
+    """
 
     version: int
     block_size: int
@@ -77,6 +96,7 @@ class RingGeometry:
 
     @property
     def frames_per_block(self) -> int:
+        """Frame slots in one block (the rest of a block is unused)."""
         return self.block_size // self.frame_size
 
     # -- constructors from user intent ----------------------------------------------------------
@@ -93,12 +113,17 @@ class RingGeometry:
         reserve: int = 0,
         block_size: int | None = None,
     ) -> RingGeometry:
-        """An RX ring of about ``buffer_size`` bytes for packets of up to ``snaplen`` bytes.
+        """An RX ring of TPACKET ``version`` and about ``buffer_size`` bytes for packets of up to
+        ``snaplen`` bytes.
 
         V1/V2 frames bound what is captured, so their frame size is derived from
         ``min(snaplen, mtu + 18)`` when the MTU is known (as libpcap does); larger packets (GRO/GSO
         aggregates) arrive truncated with ``caplen < wire_len``. V3 packets are bounded by the block
-        only, so snaplen is applied when reading.
+        only, so snaplen is applied when reading. ``block_timeout_ms`` (V3) is the block retire
+        timeout, ``rxhash`` (V3) asks the kernel for each packet's flow hash, ``reserve`` leaves that
+        many bytes before each packet (PACKET_RESERVE, for VLAN reinsertion), ``block_size`` replaces
+        the derived block size (V3 default: about 1/128 of the buffer, 64 KiB to 1 MiB). Raises
+        RingGeometryError (naming a value that works) for values the kernel would refuse.
         """
         _check_version(version)
         if snaplen <= 0:
@@ -144,7 +169,9 @@ class RingGeometry:
     def for_transmit(
         cls, version: int = 2, frame_size: int = 2048, frame_count: int = 1024, *, block_size: int | None = None
     ) -> RingGeometry:
-        """A TX ring of ``frame_count`` slots of ``frame_size`` bytes (header included)."""
+        """A TX ring of TPACKET ``version`` with ``frame_count`` slots of ``frame_size`` bytes (header
+        included), in blocks of ``block_size`` bytes (default: up to 64 KiB, a power of two). Raises
+        RingGeometryError (naming a value that works) for values the kernel would refuse."""
         _check_version(version)
         if frame_count <= 0:
             raise RingGeometryError(f"frame count must be positive, got {frame_count}; try 1024")

@@ -23,6 +23,10 @@ IFF_RUNNING = 0x40
 
 @dataclass(frozen=True)
 class Interface:
+    """A network interface as :func:`lookup` found it: ``name``, ``index`` (ifindex), ``mtu``,
+    ``hatype`` (ARPHRD_* device type: 1 Ethernet, 772 loopback, 65534 none), ``flags`` (IFF_* bits),
+    ``address`` (its hardware address as text, "" when none)."""
+
     name: str
     index: int
     mtu: int
@@ -32,6 +36,7 @@ class Interface:
 
     @property
     def up(self) -> bool:
+        """Administratively up (IFF_UP)."""
         return bool(self.flags & IFF_UP)
 
     @property
@@ -41,6 +46,7 @@ class Interface:
 
     @property
     def loopback(self) -> bool:
+        """A loopback interface (IFF_LOOPBACK)."""
         return bool(self.flags & IFF_LOOPBACK)
 
 
@@ -90,8 +96,9 @@ def _ifflags(name: str) -> int:
 
 
 def link_detected(name: str) -> bool | None:
-    """The driver's link state (ETHTOOL_GLINK, what ``ethtool`` prints as "Link detected"), or None when the
-    driver does not say (libpcap then prints no connection status)."""
+    """The link state of the interface called ``name`` as its driver reports it (ETHTOOL_GLINK, what
+    ``ethtool`` prints as "Link detected"), or None when the driver does not say (libpcap then prints
+    no connection status)."""
     value = ctypes.create_string_buffer(struct.pack("II", _ETHTOOL_GLINK, 0), 8)  # struct ethtool_value
     ifreq = struct.pack("16sP16x", name.encode(), ctypes.addressof(value))  # ifr_name, ifr_data
     try:
@@ -103,8 +110,8 @@ def link_detected(name: str) -> bool | None:
 
 
 def status_words(iface: Interface) -> list[str]:
-    """What ``tcpdump -D`` prints in brackets: Up, Running, Loopback, then Connected/Disconnected where the
-    driver reports its link (never for loopback)."""
+    """What ``tcpdump -D`` prints in brackets for ``iface``: Up, Running, Loopback, then
+    Connected/Disconnected where the driver reports its link (never for loopback)."""
     words = [w for w, on in (("Up", iface.up), ("Running", iface.running), ("Loopback", iface.loopback)) if on]
     if not iface.loopback and iface.up:
         link = link_detected(iface.name)
@@ -130,8 +137,9 @@ def max_mtu() -> int:
 
 
 def capture_order(ifaces: list[Interface]) -> list[Interface]:
-    """Interfaces in the order ``tcpdump -D`` lists them (libpcap's): running before not running, up
-    before down, connected before disconnected, loopback last among equals; index order otherwise."""
+    """The interfaces ``ifaces`` in the order ``tcpdump -D`` lists them (libpcap's): running before not
+    running, up before down, connected before disconnected, loopback last among equals; index order
+    otherwise."""
 
     def merit(iface: Interface) -> tuple[bool, bool, bool, bool, int]:
         link = link_detected(iface.name) if iface.up and not iface.loopback else None

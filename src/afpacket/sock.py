@@ -41,7 +41,13 @@ _live: weakref.WeakSet[PacketSocket] = weakref.WeakSet()
 
 @dataclass(frozen=True)
 class SocketStats:
-    """Cumulative PACKET_STATISTICS since the socket was opened."""
+    """Cumulative PACKET_STATISTICS since the socket was opened (:meth:`Capture.stats`).
+
+    Fields: ``received`` (packets the kernel handed to the socket, after the filter, including those
+    it dropped: tcpdump's "received by filter"), ``drops`` (packets dropped because the ring or socket
+    buffer was full: "dropped by kernel"), ``freeze_count`` (V3 only: how often the ring froze because
+    user space had not released a block). :attr:`packets` is what reached the ring.
+    """
 
     #: packets the kernel handed to the socket (after the filter), including those it dropped
     received: int
@@ -57,7 +63,16 @@ class SocketStats:
 
 
 class PacketSocket:
-    """An AF_PACKET socket with up to one RX and one TX ring sharing one mapping."""
+    """An AF_PACKET socket with up to one RX and one TX ring sharing one mapping (advanced: what
+    :class:`~afpacket.Capture` and :class:`~afpacket.Transmitter` are built on).
+
+    ``interface`` is an interface name or ``"any"``, ``sock_type`` ``"raw"`` (frames from the link
+    header) or ``"dgram"`` (from the network header), ``protocol`` the EtherType :meth:`bind` receives
+    (default ETH_P_ALL). The socket is opened with protocol 0 and receives nothing until
+    :meth:`bind`; the setup methods are meant to be called in the kernel's order (see the module
+    docstring). Raises AfPacketError for a bad ``sock_type`` or ``protocol``, InterfaceNotFoundError,
+    PermissionDeniedError (needs CAP_NET_RAW).
+    """
 
     def __init__(self, interface: str, *, sock_type: str = "raw", protocol: int = abi.ETH_P_ALL) -> None:
         if sock_type not in SOCK_TYPES:
@@ -86,10 +101,12 @@ class PacketSocket:
 
     # -- small helpers --------------------------------------------------------------------------
     def fileno(self) -> int:
+        """The socket's fd (CaptureClosedError once closed)."""
         self.check_open()
         return self.sock.fileno()
 
     def check_open(self) -> None:
+        """Raise CaptureClosedError if the socket is closed, or belongs to the parent after fork()."""
         if self.closed:
             raise CaptureClosedError("the socket is closed; open a new Capture/Transmitter")
         if self.forked:
@@ -99,6 +116,9 @@ class PacketSocket:
             )
 
     def setopt(self, name: str, option: int, value: int | bytes, hint: str = "") -> None:
+        """setsockopt(SOL_PACKET, ``option``, ``value``); ``name`` (e.g. "PACKET_LOSS") and ``hint`` (what
+        to do) go into the SocketOptionError raised on failure (or PermissionDeniedError,
+        InterfaceNotFoundError, LinkDownError for those causes)."""
         try:
             self.sock.setsockopt(abi.SOL_PACKET, option, value)
         except OSError as e:
@@ -107,15 +127,19 @@ class PacketSocket:
             raise SocketOptionError(name, e, hint) from None
 
     def getopt_int(self, option: int) -> int:
+        """getsockopt(SOL_PACKET, ``option``) as an int."""
         return int(self.sock.getsockopt(abi.SOL_PACKET, option))
 
     # -- setup steps, in order ------------------------------------------------------------------
     def set_version(self, version: int) -> None:
+        """PACKET_VERSION: the TPACKET ``version`` (1, 2 or 3) of the rings to come; first of all steps."""
         self.setopt("PACKET_VERSION", abi.PACKET_VERSION, layout(version).kernel_enum)
         self.version = version
 
     def set_ring(self, geometry: RingGeometry, *, retry_smaller: bool = True) -> RingGeometry:
-        """Create the RX or TX ring; on ENOMEM retry with 3/4 of the blocks, down to 2 blocks."""
+        """Create the RX or TX ring ``geometry`` describes (PACKET_RX_RING / PACKET_TX_RING); returns the
+        geometry the kernel accepted. On ENOMEM, with ``retry_smaller``, retry with 3/4 of the blocks,
+        down to 2 blocks, then RingAllocationError. SocketOptionError for other refusals."""
         geometry.validate()
         if geometry.version != self.version:
             raise AfPacketError("ring version differs from the socket's PACKET_VERSION")
@@ -172,7 +196,8 @@ class PacketSocket:
             raise os_error("binding the packet socket", OSError(err, os.strerror(err)), self.interface_name)
 
     def set_promisc(self, on: bool = True) -> None:
-        """PACKET_ADD_MEMBERSHIP(PACKET_MR_PROMISC): undone by the kernel when the socket closes."""
+        """Promiscuous mode ``on`` (PACKET_ADD_MEMBERSHIP(PACKET_MR_PROMISC)) or off (DROP): counted per
+        socket by the kernel and undone when the socket closes. Needs a named interface."""
         if not self.ifindex:
             raise AfPacketError("promiscuous mode needs a named interface, not 'any' (as in tcpdump)")
         mreq = abi.PACKET_MREQ.pack(self.ifindex, abi.PACKET_MR_PROMISC, 0, b"")

@@ -8,42 +8,96 @@ as libpcap writes them — and which interface description a packet belongs to.
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import time
 from collections.abc import Iterable, Iterator
 from typing import Literal
 
+from . import _check
 from .errors import SavefileError
 from .rx import Capture, Packet
 from .savefile import LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, PcapngWriter, PcapWriter, linktype_for
 from .savefile.linktype import cooked_header
 
 Format = Literal["pcap", "pcapng"]
+FORMATS: tuple[Format, ...] = ("pcap", "pcapng")
+#: file name extensions that mean pcapng (compared lower-case); any other name means pcap
+PCAPNG_EXTENSIONS = (".pcapng", ".ntar")
 _I32 = struct.Struct("=i")
 
 
+def format_for(path: str | os.PathLike[str], fmt: str | None = None) -> Format:
+    """The savefile format to write ``path`` in: ``fmt`` when given ("pcap" or "pcapng"), else the one
+    the file name says: ``.pcapng`` or ``.ntar`` (any case) mean pcapng, anything else (``.pcap``,
+    ``.cap``, no extension, ``-`` for standard output) pcap, as libpcap writes by default.
+
+    An explicit ``fmt`` wins over the extension (``format_for("x.pcap", "pcapng") == "pcapng"``), as
+    tcpdump writes whatever it was told whatever the name. Raises ArgumentError for another ``fmt``,
+    TypeError for a ``path`` that is not a str or path.
+    """
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a file name (str or os.PathLike), not {type(path).__name__}")
+    if fmt is not None:
+        return _check.choice("", "fmt", fmt, FORMATS)  # type: ignore[return-value]
+    name = os.fspath(path)
+    if not isinstance(name, str):
+        raise TypeError(f"path must be a str file name, not {type(name).__name__}")
+    return "pcapng" if name.lower().endswith(PCAPNG_EXTENSIONS) else "pcap"
+
+
 def frame_of(pkt: Packet, raw: bool = True) -> tuple[bytes | memoryview, int]:
-    """(bytes to store, length on the wire) for a live packet, as tcpdump would have written it
-    (the ring kernels' rule, see :meth:`Packet.file_record`; ``raw`` is implied by the capture)."""
+    """(bytes to store, length on the wire) for a live packet ``pkt``, as tcpdump would have written it
+    (the ring kernels' rule, see :meth:`Packet.file_record`). ``raw`` is ignored (the packet knows its
+    capture's socket type) and kept for compatibility."""
     return pkt.file_record()
 
 
 class CaptureFile:
-    """Writes a capture's packets to a file, rotating like tcpdump.
+    """Writes a capture's packets to a file, rotating like tcpdump. :func:`open_for` makes one for a
+    capture (link type, snaplen and interface taken from it); :func:`dump` does it all in one call.
 
-    ``path`` may hold strftime fields (used with ``rotate_seconds``). ``file_size`` (bytes, tcpdump -C
-    counts millions) starts a new file once the current one has passed it: ``path``, ``path1``,
-    ``path2``, ... or, with ``file_count`` (-W), a ring ``path0`` .. ``path{W-1}`` that is reused.
-    ``rotate_seconds`` (-G) starts a new file every so many seconds; with ``file_count`` the capture
-    ends after that many files (``done`` turns true). Every file is complete on its own.
+    Example::
+
+        with afpacket.Capture("eth0") as cap:
+            out = afpacket.tofile.open_for(cap, "ring.pcapng", file_size=100_000_000, file_count=10)
+            try:
+                out.consume(cap, duration=60)
+            finally:
+                st = cap.stats()
+                out.close(st.received, st.drops)
+
+    Parameters (all but ``path`` keyword-only):
+
+    - ``path``: the file name (``"-"``: standard output). It may hold strftime fields (filled in with
+      ``rotate_seconds``).
+    - ``fmt``: ``"pcap"`` or ``"pcapng"``; None (the default) takes it from the name's extension
+      (``.pcapng``/``.ntar``: pcapng, anything else: pcap; see :func:`format_for`). An explicit
+      ``fmt`` wins over the extension.
+    - ``linktype``: the LINKTYPE_* of the packets (required); ``snaplen``: the longest record kept
+      (required).
+    - ``nanosecond``: nanosecond time stamps (pcap's nanosecond magic, pcapng if_tsresol 9); default µs.
+    - ``unbuffered``: every record reaches the file before the write returns (tcpdump -U).
+    - ``interface``/``ifindex``: the capture interface's name and index, described up front in a
+      pcapng file (others, on ``any``, are described when first seen); 0 for none.
+    - ``file_size`` (bytes; tcpdump -C counts millions): start a new file once the current one has
+      passed it: ``path``, ``path1``, ``path2``, ... or, with ``file_count`` (-W), a ring ``path0`` ..
+      ``path{W-1}`` that is reused.
+    - ``rotate_seconds`` (-G): start a new file every so many seconds; with ``file_count`` the capture
+      ends after that many files (``done`` turns true). None or 0 turns each of the three off.
+
+    Every file is complete on its own. Raises TypeError for an argument of the wrong type (or an
+    unknown keyword, as any Python function), ArgumentError for an unusable value (an unknown
+    ``fmt``, a negative size or count, a NaN or infinite time), SavefileError when the file cannot be
+    created or rotation is asked of standard output.
     """
 
     def __init__(
         self,
-        path: str,
+        path: str | os.PathLike[str],
         *,
-        fmt: Format = "pcap",
+        fmt: Format | None = None,
         linktype: int,
         snaplen: int,
         nanosecond: bool = False,
@@ -54,14 +108,26 @@ class CaptureFile:
         rotate_seconds: float | None = None,
         file_count: int | None = None,
     ) -> None:
+        where = "CaptureFile()"
+        fmt = format_for(path, fmt)
+        path = os.fspath(path)
+        linktype = _check.count(where, "linktype", linktype, optional=False)  # type: ignore[assignment]
+        snaplen = _check.count(where, "snaplen", snaplen, allow_zero=False, optional=False)  # type: ignore[assignment]
+        if not isinstance(interface, str):
+            raise TypeError(f"{where}: interface must be a str, not {type(interface).__name__}")
+        ifindex = _check.count(where, "ifindex", ifindex, optional=False)  # type: ignore[assignment]
+        # 0 means "off" for the three rotation limits, as None does (tcpdump's -C/-G/-W defaults)
+        file_size = _check.count(where, "file_size", file_size)
+        rotate_seconds = _check.seconds(where, "rotate_seconds", rotate_seconds)
+        file_count = _check.count(where, "file_count", file_count)
         if path == "-" and (file_size or rotate_seconds):
             raise SavefileError("file rotation (-C/-G) needs a file name, not '-' (standard output)")
         self.template = path
-        self.fmt = fmt
+        self.fmt: Format = fmt
         self.linktype = linktype
         self.snaplen = snaplen
-        self.nanosecond = nanosecond
-        self.unbuffered = unbuffered
+        self.nanosecond = _check.flag(where, "nanosecond", nanosecond)
+        self.unbuffered = _check.flag(where, "unbuffered", unbuffered)
         self.interface = interface
         self.ifindex = ifindex
         self.file_size = file_size
@@ -132,6 +198,11 @@ class CaptureFile:
         return iid
 
     def write(self, ts_ns: int, data: bytes | memoryview, wire_len: int, ifindex: int = 0, pkttype: int = 0) -> None:
+        """Append one record: ``data`` (the bytes as stored, link header included) captured at ``ts_ns``
+        (ns since the epoch), ``wire_len`` bytes long on the wire; for pcapng, seen on interface
+        ``ifindex`` (described on first sight) with Linux packet type ``pkttype`` (direction).
+        Rotates first when a size or time limit is due. Raises SavefileError once a -W run of files
+        is finished (``done``) or when the write fails (the file keeps its last whole record)."""
         w = self._writer
         if w is None:
             raise SavefileError("capture file is finished (-W file count reached)")
@@ -153,32 +224,47 @@ class CaptureFile:
         self.written += 1
 
     def write_packet(self, pkt: Packet, raw: bool = True) -> None:
-        """One live packet, as :meth:`Packet.file_record` says it looks on disk."""
+        """Append one live packet ``pkt``, as :meth:`Packet.file_record` says it looks on disk (VLAN tag
+        put back, cooked header for SOCK_DGRAM). ``raw`` is ignored (the packet knows its capture's
+        socket type) and kept for compatibility. Errors as :meth:`write`."""
         data, wire = pkt.file_record()
         if self.fmt == "pcapng":
             self.write(pkt.timestamp_ns, data, wire, pkt.ifindex, pkt.pkttype)
         else:
             self.write(pkt.timestamp_ns, data, wire)
 
-    def consume(self, capture: Capture, count: int | None = None, duration: float | None = None) -> int:
-        """Write the capture's packets until ``count``, ``duration``, stop() or the end of -W files;
-        returns how many were written. Records are built a batch at a time by the ring kernels
-        (``pcap_records``/``pcapng_records``: no packet objects), for every ring version, socket type,
-        ``any`` and rotated files; only PACKET_COPY_THRESH captures go packet by packet (their full
-        copies live beside the ring)."""
+    def consume(
+        self, capture: Capture, count: int | None = None, duration: float | None = None, timeout: float | None = None
+    ) -> int:
+        """Write the packets of ``capture`` until ``count`` packets, ``duration`` seconds in all,
+        ``timeout`` seconds without a packet (all optional, as in :meth:`Capture.packets`), stop() or
+        the end of -W files; returns how many were written.
+
+        Records are built a batch at a time by the ring kernels (``pcap_records``/``pcapng_records``:
+        no packet objects), for every ring version, socket type, ``any`` and rotated files; only
+        PACKET_COPY_THRESH captures go packet by packet (their full copies live beside the ring).
+        Raises ArgumentError/TypeError for a bad limit, SavefileError when writing fails.
+        """
+        count = _check.count("consume()", "count", count)
+        duration = _check.seconds("consume()", "duration", duration)
+        timeout = _check.seconds("consume()", "timeout", timeout)
+        if count == 0:
+            return 0
         if capture.copy_thresh:
             start = self.written
-            for pkt in capture.packets(count=count, duration=duration):
+            for pkt in capture.packets(count=count, duration=duration, timeout=timeout):
                 self.write_packet(pkt)
                 if self.done or (count is not None and self.written - start >= count):
                     break
             return self.written - start
-        return self._consume_batches(capture, count, duration)
+        return self._consume_batches(capture, count, duration, timeout)
 
-    def _consume_batches(self, capture: Capture, count: int | None, duration: float | None) -> int:
+    def _consume_batches(
+        self, capture: Capture, count: int | None, duration: float | None, timeout: float | None
+    ) -> int:
         k = capture.kernels
         start = self.written
-        for batch in capture.batches(duration=duration):
+        for batch in capture.batches(duration=duration, timeout=timeout):
             i, n = 0, batch.count
             if count is not None:
                 n = min(n, count - (self.written - start))
@@ -214,11 +300,14 @@ class CaptureFile:
         return self.written - start
 
     def flush(self) -> None:
+        """Write every buffered record to the current file now (SavefileError if that fails)."""
         if self._writer is not None:
             self._writer.flush()
 
     def close(self, received: int | None = None, dropped: int | None = None) -> None:
-        """Close the current file; a pcapng file gets the kernel's counters in a statistics block."""
+        """Close the current file. A pcapng file gets the capture's counters in an Interface
+        Statistics Block: ``received`` packets (by the filter) and ``dropped`` (the kernel's, from
+        :meth:`Capture.stats`); None writes none. Safe to call twice."""
         w, self._writer = self._writer, None
         if w is None:
             return
@@ -227,40 +316,122 @@ class CaptureFile:
         w.close()
 
 
-def open_for(capture: Capture, path: str, fmt: Format = "pcap", *, cooked: int = 2, **kwargs: object) -> CaptureFile:
-    """A CaptureFile whose link type, snaplen and interface come from ``capture``. Packets of a SOCK_DGRAM
-    (``any``) capture get a Linux cooked header: SLL2 (``cooked=2``, tcpdump's default: it records the
-    interface and direction) or SLL (``cooked=1``, for readers that predate SLL2)."""
+def open_for(
+    capture: Capture,
+    path: str | os.PathLike[str],
+    fmt: Format | None = None,
+    *,
+    cooked: int = 2,
+    nanosecond: bool = False,
+    unbuffered: bool = False,
+    file_size: int | None = None,
+    rotate_seconds: float | None = None,
+    file_count: int | None = None,
+) -> CaptureFile:
+    """A :class:`CaptureFile` at ``path`` whose link type, snaplen and interface come from ``capture``.
+
+    ``fmt`` is "pcap" or "pcapng", or None to follow the file name's extension (see
+    :func:`format_for`). Packets of a SOCK_DGRAM (``any``) capture get a Linux cooked header: SLL2
+    (``cooked=2``, tcpdump's default: it records the interface and direction) or SLL (``cooked=1``,
+    for readers that predate SLL2). ``nanosecond``, ``unbuffered``, ``file_size``, ``rotate_seconds``
+    and ``file_count`` are :class:`CaptureFile`'s. An unknown keyword is a TypeError; other errors as
+    :class:`CaptureFile`.
+
+    Example::
+
+        out = open_for(cap, "dns.pcapng")
+        for pkt in tee(cap.packets(count=100), out):
+            ...
+        out.close()
+    """
+    if not isinstance(capture, Capture):
+        raise TypeError(f"open_for(): capture must be an afpacket.Capture, not {type(capture).__name__}")
+    fmt = format_for(path, fmt)
     raw = capture.sock_type == "raw"
     if raw:
         linktype = linktype_for(capture.hatype, socket.SOCK_RAW)
     else:
+        _check.choice("open_for()", "cooked", cooked, (1, 2))
         capture._ring.set_cooked(cooked)  # the record kernels and Packet.file_record read it from the ring
         linktype = LINKTYPE_LINUX_SLL2 if cooked == 2 else LINKTYPE_LINUX_SLL
     ifindex = capture.socket.ifindex
-    return CaptureFile(path, fmt=fmt, linktype=linktype, snaplen=capture.snaplen, interface=capture.interface,
-                       ifindex=ifindex, **kwargs)  # type: ignore[arg-type]
+    return CaptureFile(
+        path, fmt=fmt, linktype=linktype, snaplen=capture.snaplen, interface=capture.interface, ifindex=ifindex,
+        nanosecond=nanosecond, unbuffered=unbuffered, file_size=file_size, rotate_seconds=rotate_seconds,
+        file_count=file_count,
+    )
 
 
 def tee(packets: Iterable[Packet], out: CaptureFile, raw: bool = True) -> Iterator[Packet]:
-    """Write every packet to ``out`` and pass it on: ``for pkt in tee(cap.packets(), out): ...``."""
+    """Write every packet of ``packets`` to ``out`` (a :class:`CaptureFile`) and pass it on. ``raw`` is
+    ignored (each packet knows its capture's socket type) and kept for compatibility. Raises
+    TypeError at the call when ``out`` is not a CaptureFile; write errors as :meth:`CaptureFile.write`.
+
+    Example::
+
+        for pkt in tee(cap.packets(count=100), out):
+            print(pkt.wire_len)
+    """
+    if not isinstance(out, CaptureFile):
+        raise TypeError(f"tee(): out must be a CaptureFile (afpacket.tofile.open_for), not {type(out).__name__}")
+    return _tee(iter(packets), out)
+
+
+def _tee(packets: Iterator[Packet], out: CaptureFile) -> Iterator[Packet]:
     for pkt in packets:
         out.write_packet(pkt)
         yield pkt
 
 
-def dump(capture: Capture, path: str, *, fmt: Format = "pcap", count: int | None = None,
-         duration: float | None = None, **kwargs: object) -> int:
-    """Capture to a file in one call; returns the number of packets written. The file ends with the
-    last whole packet even if the capture stops with an error."""
-    out = open_for(capture, path, fmt, **kwargs)
+def dump(
+    capture: Capture,
+    path: str | os.PathLike[str],
+    *,
+    fmt: Format | None = None,
+    count: int | None = None,
+    duration: float | None = None,
+    timeout: float | None = None,
+    cooked: int = 2,
+    nanosecond: bool = False,
+    unbuffered: bool = False,
+    file_size: int | None = None,
+    rotate_seconds: float | None = None,
+    file_count: int | None = None,
+) -> int:
+    """Capture from ``capture`` to the file ``path`` in one call; returns the number of packets written.
+
+    Stops after ``count`` packets, ``duration`` seconds in all, ``timeout`` seconds without a packet
+    (as :meth:`Capture.packets`), at stop(), or when a -W run of files is complete; with no limit it
+    runs until stop()/close() from another thread or a signal handler. ``fmt`` is "pcap" or
+    "pcapng", or None (the default) to follow the file name: ``out.pcapng`` is pcapng, anything else
+    pcap (see :func:`format_for`; an explicit ``fmt`` wins). ``cooked``, ``nanosecond``,
+    ``unbuffered``, ``file_size``, ``rotate_seconds`` and ``file_count`` are :func:`open_for`'s.
+
+    VLAN tags the kernel stripped are put back; a pcapng file ends with the kernel's counters (an
+    Interface Statistics Block). The file ends with the last whole packet even if the capture stops
+    with an error. An unknown keyword is a TypeError (as for any Python function), a bad value an
+    ArgumentError naming the parameter; SavefileError when the file cannot be written.
+
+    Example::
+
+        with afpacket.Capture("eth0", filter="tcp port 443") as cap:
+            n = afpacket.dump(cap, "tls.pcapng", count=10_000, timeout=5)
+    """
+    fmt = format_for(path, fmt)
+    count = _check.count("dump()", "count", count)
+    duration = _check.seconds("dump()", "duration", duration)
+    timeout = _check.seconds("dump()", "timeout", timeout)
+    out = open_for(
+        capture, path, fmt, cooked=cooked, nanosecond=nanosecond, unbuffered=unbuffered, file_size=file_size,
+        rotate_seconds=rotate_seconds, file_count=file_count,
+    )
     n = 0
     try:
-        n = out.consume(capture, count, duration)
+        n = out.consume(capture, count, duration, timeout)
     finally:
         st = capture.stats()
         out.close(st.received, st.drops)
     return n
 
 
-__all__ = ["CaptureFile", "cooked_header", "dump", "frame_of", "open_for", "tee"]
+__all__ = ["FORMATS", "CaptureFile", "cooked_header", "dump", "format_for", "frame_of", "open_for", "tee"]

@@ -38,8 +38,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from types import TracebackType
+from typing import SupportsBytes
 
-from . import abi
+from . import _check, abi
 from .craft import mac_bytes
 from .errors import (
     AfPacketError,
@@ -69,31 +70,74 @@ _RETRY_LATER = (errno.ENOBUFS, errno.EAGAIN)
 #: errno values tpacket_snd returns when it left a frame TP_STATUS_WRONG_FORMAT
 _REJECTED = (errno.EINVAL, errno.EMSGSIZE, errno.EFAULT, errno.ENOMEM)
 
+#: What the send methods take: anything bytes-like, or anything with ``__bytes__`` (a scapy packet, a
+#: captured Packet, a savefile Record).
+Frame = bytes | bytearray | memoryview | SupportsBytes
+#: Frame types the ring kernels take as they are (their len() is their length in bytes); the check is
+#: one set operation per list of frames, so the bytes fast path stays fast.
+_PLAIN = frozenset({bytes, bytearray})
+
+
+def as_frame(frame: object) -> bytes | bytearray | memoryview:
+    """``frame`` as bytes the TX ring can copy: bytes and bytearray as they are, any other buffer
+    (memoryview, array, numpy array) as a byte view (or a copy when it is not contiguous), anything
+    with ``__bytes__`` (a scapy packet, a captured Packet, a Record) as ``bytes(frame)``.
+
+    Raises TypeError naming the type for anything else (a str, an int, a list...).
+    """
+    if isinstance(frame, bytes | bytearray):
+        return frame
+    try:
+        view = memoryview(frame)  # type: ignore[arg-type]
+    except TypeError:
+        if getattr(type(frame), "__bytes__", None) is None:
+            raise TypeError(
+                f"a frame must be bytes-like (bytes, bytearray, memoryview, ...) or have __bytes__ (a scapy "
+                f"packet, a captured Packet), not {type(frame).__name__}"
+            ) from None
+        return bytes(frame)  # type: ignore[call-overload,no-any-return]
+    if not view.c_contiguous:
+        return view.tobytes()
+    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
+
+
+def _plain(frames: Sequence[object]) -> Sequence[bytes | bytearray | memoryview]:
+    """``frames`` as the ring kernels take them (a list or tuple of bytes-likes): itself when every
+    frame is bytes or bytearray, otherwise a list of :func:`as_frame` conversions."""
+    if _PLAIN.issuperset(map(type, frames)):
+        return frames  # type: ignore[return-value]
+    return [as_frame(f) for f in frames]
+
 
 # --- slot ownership, one predicate each (status is tp_status, or its low byte) ----------------------
 def user_may_write(status: int) -> bool:
-    """The slot is ours to fill: sent and completed, or never used (TS bits may be set)."""
+    """The slot whose tp_status is ``status`` is ours to fill: sent and completed, or never used (TS
+    bits may be set)."""
     return not status & _NOT_FREE
 
 
 def kernel_may_send(status: int) -> bool:
-    """The slot waits for a kick (``TP_STATUS_SEND_REQUEST``)."""
+    """The slot whose tp_status is ``status`` waits for a kick (``TP_STATUS_SEND_REQUEST``)."""
     return bool(status & abi.TP_STATUS_SEND_REQUEST)
 
 
 def kernel_owns(status: int) -> bool:
-    """The kernel has yet to send, or to complete, the slot."""
+    """The kernel has yet to send, or to complete, the slot whose tp_status is ``status``."""
     return bool(status & _KERNEL_OWNED)
 
 
 def kernel_rejected(status: int) -> bool:
-    """The kernel refused the slot's frame (``TP_STATUS_WRONG_FORMAT``) and stopped there."""
+    """The kernel refused the frame of the slot whose tp_status is ``status``
+    (``TP_STATUS_WRONG_FORMAT``) and stopped there."""
     return bool(status & abi.TP_STATUS_WRONG_FORMAT)
 
 
 @dataclass(frozen=True)
 class TransmitStats:
-    """Running totals of one transmitter."""
+    """Running totals of one transmitter (:meth:`Transmitter.stats`): ``sent`` (frames the kernel has
+    taken, sent or in flight, excluding failed ones), ``bytes`` (their link-layer bytes as written to
+    the ring, no FCS), ``failed`` (frames the kernel rejected with TP_STATUS_WRONG_FORMAT; never
+    counted with ``loss=True``), ``pending`` (frames queued but not yet taken by the kernel)."""
 
     #: frames the kernel has taken (sent or in flight), excluding failed ones
     sent: int
@@ -107,7 +151,8 @@ class TransmitStats:
 
 @dataclass(frozen=True)
 class RejectedFrame:
-    """A frame the kernel refused: the ring slot it sat in, its tp_len and the kick's error."""
+    """A frame the kernel refused (:attr:`Transmitter.rejected`): the ring ``slot`` it sat in, its
+    ``length`` (tp_len) and the ``reason`` (the kick's error)."""
 
     slot: int
     length: int
@@ -136,6 +181,8 @@ class TxSlot:
         self.data = data
 
     def commit(self, length: int, *, check: bool = True) -> None:
+        """Send the first ``length`` bytes written into :attr:`data` (see :meth:`Transmitter.commit`;
+        ``check=False`` skips the MTU and link-header checks)."""
         self._tx.commit(length, check=check)
 
     def __enter__(self) -> TxSlot:
@@ -150,7 +197,18 @@ class TxSlot:
 class Transmitter:
     """Send link-layer frames on one interface through a PACKET_MMAP TX ring.
 
-    ``version`` 2 is the default and the best supported TX ring (V3 TX needs Linux 4.11). Frames are
+    Example::
+
+        with afpacket.Transmitter("veth0") as tx:
+            for frame in frames:            # bytes, or a scapy packet: Ether()/IP(dst=...)/UDP()
+                tx.send(frame)
+            tx.flush()                      # kick and wait until the kernel has sent them
+            print(tx.stats())               # TransmitStats(sent=..., bytes=..., failed=0, pending=0)
+
+    ``interface`` is the interface to send on (a name; ``"any"`` is refused). ``version`` 2 is the
+    default and the best supported TX ring (V3 TX needs Linux 4.11). The ring has ``frame_count``
+    slots (default 1024) of ``frame_size`` bytes (default 2048, a multiple of 16, header included:
+    ``slot_capacity`` bytes of frame fit). Frames are
     copied into the next free slot by :meth:`send` and handed to the kernel in batches: one kick per
     ``batch`` frames, when the ring is full, or on :meth:`flush`. :meth:`reserve`/:meth:`commit` (or
     :meth:`slot`) fill a slot in place; :meth:`send_repeated` replays a few templates at line rate.
@@ -176,6 +234,17 @@ class Transmitter:
       when the peer receives the frame; drivers that never stamp the skb leave it None.
     - ``sock_type="dgram"``: frames start at the network header; the kernel builds the Ethernet header
       from ``dst_mac`` and ``protocol`` (or the per-frame values given to :meth:`send_to`).
+      ``sock_type="raw"`` (the default): frames carry their own link header.
+    - ``protocol`` (default ETH_P_IP) and ``dst_mac`` (default broadcast): the EtherType and
+      destination of SOCK_DGRAM frames.
+    - ``batch``: frames per kick (default a quarter of the ring); 1 kicks every frame.
+    - ``timeout``: seconds to wait for the kernel to free a slot, for :meth:`flush` and :meth:`close`
+      (default 5); also the socket's send timeout, so that nothing blocks forever.
+
+    Raises InterfaceNotFoundError, PermissionDeniedError (needs CAP_NET_RAW), RingGeometryError (a
+    slot size or count the kernel would refuse, with a value that works), RingAllocationError,
+    SocketOptionError (an option the kernel refused, e.g. V3 TX before Linux 4.11), AfPacketError for
+    ``"any"``.
 
     The socket is bound with protocol 0, so it receives nothing and our frames do not come back.
     :meth:`close` flushes and waits for every queued frame (up to ``timeout`` seconds) and raises
@@ -246,11 +315,13 @@ class Transmitter:
         batch: int | None = None,
         timeout: float = 5.0,
     ) -> Transmitter:
-        """A transmitter over the TX ring of an already set-up socket (``psock.tx`` and ``psock.map``).
+        """A transmitter over the TX ring of an already set-up socket (``psock.tx`` and ``psock.map``);
+        :meth:`Capture.transmitter() <afpacket.Capture.transmitter>` is the usual way to get one.
 
         ``offset`` is where the TX ring starts in the mapping: ``psock.rx.size`` when an RX ring
-        precedes it. The transmitter does not own the socket: its close() drains the ring but leaves
-        the socket and the mapping open.
+        precedes it. ``protocol``, ``dst_mac``, ``batch`` and ``timeout`` mean what they mean for the
+        constructor. The transmitter does not own the socket: its close() drains the ring but leaves
+        the socket and the mapping open. Raises AfPacketError when the socket has no mapped TX ring.
         """
         if psock.tx is None or psock.map is None:
             raise AfPacketError("the socket has no mapped TX ring: set_ring(RingGeometry.for_transmit(...)) first")
@@ -360,20 +431,30 @@ class Transmitter:
         self._recompute_limits()
 
     def fileno(self) -> int:
+        """The socket's fd, for select/poll (writable when the kernel's head slot is free)."""
         return self._psock.fileno()
 
     # -- the hot path -------------------------------------------------------------------------------
     # One pack_into per frame writes tp_len, tp_snaplen, tp_status, tp_mac and tp_net together. Order
     # inside user space does not matter for TX: the kernel reads SEND_REQUEST slots only inside our
     # own kick (tpacket_snd runs in the send() call), never concurrently.
-    def send(self, frame: bytes | bytearray | memoryview) -> None:
+    def send(self, frame: Frame) -> None:
         """Copy one frame into the next free slot and request its transmission.
 
-        The frame goes out at the next kick: after ``batch`` frames, when the ring is full, or on
-        :meth:`flush`.
+        ``frame`` is the whole link-layer frame (from the Ethernet header on; from the network header
+        with ``sock_type="dgram"``): bytes, bytearray, memoryview or any other buffer, or anything with
+        ``__bytes__``, such as a scapy packet (``tx.send(Ether(dst=...)/IP(dst=...)/UDP()/b"hi")``)
+        or a captured packet. The frame goes out at the next kick: after ``batch`` frames, when the
+        ring is full, or on :meth:`flush`.
+
+        Raises TypeError for anything else (naming its type), FrameTooLargeError for a frame larger
+        than the slot or the MTU plus link header, TransmitError for one shorter than the Ethernet
+        header or a ring that does not drain, CaptureClosedError after close().
         """
         if self.closed:
             raise CaptureClosedError("the transmitter is closed; open a new Transmitter")
+        if type(frame) is not bytes:
+            frame = as_frame(frame)
         done, nbytes = self._fill(
             self._map, self._offs, self._head, (frame,), 0, 1, self._doff, self._min_len, self.max_frame, self._params
         )
@@ -400,17 +481,24 @@ class Transmitter:
         if self._total - self._kicked_at >= self.batch:
             self.flush(wait=False)
 
-    def send_many(self, frames: Iterable[bytes | bytearray | memoryview]) -> int:
-        """Send every frame of ``frames`` (same checks as :meth:`send`); return the count."""
+    def send_many(self, frames: Iterable[Frame]) -> int:
+        """Send every frame of ``frames`` (any iterable; each frame as :meth:`send` takes it, with the
+        same checks and errors); return how many were queued. A list or tuple of bytes goes to the
+        ring kernels as it is, other iterables 4096 frames at a time.
+
+        Example::
+
+            tx.send_many(rec.data for rec in afpacket.open_reader("replay.pcap"))
+        """
         if self.closed:
             raise CaptureClosedError("the transmitter is closed; open a new Transmitter")
         first = self._total
-        if isinstance(frames, (list, tuple)):
-            self._queue(frames)
+        if isinstance(frames, list | tuple):
+            self._queue(_plain(frames))
         else:
             it = iter(frames)
             while chunk := list(islice(it, 4096)):
-                self._queue(chunk)
+                self._queue(_plain(chunk))
         return self._total - first
 
     def _queue(self, frames: Sequence[bytes | bytearray | memoryview]) -> None:
@@ -445,24 +533,33 @@ class Transmitter:
         if self._total - self._kicked_at >= self.batch:
             self.flush(wait=False)
 
-    def send_repeated(self, frames: Sequence[bytes], count: int) -> int:
-        """Send ``count`` frames cycling through ``frames``, writing each template into the ring once.
+    def send_repeated(self, frames: Sequence[Frame], count: int) -> int:
+        """Send ``count`` frames cycling through the templates ``frames``, writing each template into the
+        ring once; returns ``count``.
 
         When the ring's slot count is a multiple of ``len(frames)``, every slot always holds the same
         template, so each lap only flips status words (one strided write per half ring): the cost per
-        frame is the kernel's. Otherwise this falls back to :meth:`send_many`.
+        frame is the kernel's. Otherwise this falls back to :meth:`send_many`. Templates are taken as
+        :meth:`send` takes a frame (TypeError otherwise); ``count`` must be an integer >= 0
+        (ArgumentError otherwise). Length errors as :meth:`send`.
+
+        Example::
+
+            tx.send_repeated([frame_a, frame_b], 1_000_000)
         """
         if self.closed:
             raise CaptureClosedError("the transmitter is closed; open a new Transmitter")
-        k = len(frames)
+        count = _check.count("send_repeated()", "count", count, optional=False)  # type: ignore[assignment]
+        templates = [as_frame(f) for f in frames]
+        k = len(templates)
         if count <= 0 or k == 0:
             return 0
-        for f in frames:
+        for f in templates:
             if len(f) > self.max_frame or len(f) < self._min_len:
                 self._check_length(f, len(f))
         mv32 = self._mv32
         if mv32 is None or self.n % k or self.tx_has_off or self._status_bytes is None:
-            return self.send_many(frames[i % k] for i in range(count))
+            return self.send_many(templates[i % k] for i in range(count))
         self.flush(wait=True)
         if any(self._status_bytes):
             raise TransmitError("the TX ring did not drain before sending templates; the link may be stalled")
@@ -470,7 +567,7 @@ class Transmitter:
         m = self._map
         sizes = 0
         for j in range(self.n):
-            f = frames[(j - h0) % k]
+            f = templates[(j - h0) % k]
             off = self._offs[j]
             d = off + self._doff
             m[d : d + len(f)] = f
@@ -478,7 +575,7 @@ class Transmitter:
             _U32.pack_into(m, off + self._snap, len(f))
             if self.version == 3:
                 _U32.pack_into(m, off, 0)
-        per_lap = [len(frames[s % k]) for s in range(k)]
+        per_lap = [len(templates[s % k]) for s in range(k)]
         sizes = sum(per_lap) * (count // k) + sum(per_lap[: count % k])
         step = self.geometry.frame_size // 4
         base = self._st_base // 4
@@ -558,13 +655,14 @@ class Transmitter:
         return TxSlot(self, self.reserve())
 
     # -- DGRAM ----------------------------------------------------------------------------------------
-    def send_to(
-        self, frame: bytes | bytearray | memoryview, dst_mac: str | bytes, protocol: int | None = None
-    ) -> None:
-        """SOCK_DGRAM: send ``frame`` (from the network header on) to ``dst_mac`` as ``protocol``.
+    def send_to(self, frame: Frame, dst_mac: str | bytes, protocol: int | None = None) -> None:
+        """SOCK_DGRAM: send ``frame`` (from the network header on; any type :meth:`send` takes) to
+        ``dst_mac`` (``"aa:bb:cc:dd:ee:ff"`` or 6 bytes) as EtherType ``protocol`` (default: the
+        transmitter's ``protocol``).
 
         The kernel takes the destination of ring frames from the kick's address, one per kick, so
-        queued frames for another destination are kicked first.
+        queued frames for another destination are kicked first. Raises AfPacketError on a SOCK_RAW
+        transmitter or for a malformed MAC address, else as :meth:`send`.
         """
         if not self.dgram:
             raise AfPacketError("send_to() needs sock_type='dgram'; with 'raw' the frame carries its own header")

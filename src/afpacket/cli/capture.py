@@ -24,7 +24,7 @@ from ..savefile.linktype import (
     describe,
     linktype_for,
 )
-from ..tofile import CaptureFile, open_for
+from ..tofile import CaptureFile, format_for, open_for
 from . import main
 from .output import MAX_SNAPLEN, filter_expression, make_writer, printing_options
 from .report import LiveStatus, write_stats_json
@@ -235,7 +235,7 @@ def capture_cmd(
     if write_path is not None:
         try:
             out = open_for(
-                cap, write_path, fmt or _format_for(write_path),  # type: ignore[arg-type]
+                cap, write_path, format_for(write_path, fmt),
                 cooked=cooked,
                 nanosecond=precision == "nano",
                 unbuffered=packet_buffered,
@@ -321,10 +321,6 @@ def capture_cmd(
     if error is not None:
         click.echo(f"afpacket: {error}", err=True)
         sys.exit(1)
-
-
-def _format_for(path: str) -> str:
-    return "pcapng" if path.lower().endswith((".pcapng", ".ntar")) else "pcap"
 
 
 def _loopback_index() -> int | None:

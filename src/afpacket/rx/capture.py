@@ -9,12 +9,13 @@ come out of one batch generator: packet objects, ``frames()`` (bytes) and ``batc
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Generator, Iterator
 from itertools import islice
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .. import abi, ring
+from .. import _check, abi, ring
 from ..errors import AfPacketError, CaptureClosedError
 from ..filter import BpfProgram, attach, compile_filter
 from ..geometry import DEFAULT_BLOCK_TIMEOUT_MS, DEFAULT_BUFFER_SIZE, DEFAULT_SNAPLEN, RingGeometry
@@ -41,10 +42,60 @@ Batch = Any
 class Capture:
     """Capture packets on one interface (or ``"any"``) through a memory-mapped RX ring.
 
-    Iterating yields :class:`~afpacket.packet.Packet` objects. A packet's ``data`` view is valid until
-    the capture reads past the batch it came in (a V3 block, or the run of V1/V2 frames that were
-    ready together); afterwards it raises ``PacketExpiredError``. Portable code uses each packet before
-    taking the next, and keeps ``bytes(pkt)`` or ``pkt.copy()`` for later.
+    Example::
+
+        with afpacket.Capture("eth0", filter="udp port 53") as cap:
+            for pkt in cap.packets(count=10, timeout=5):   # 10 packets, or 5 s without one
+                print(pkt.timestamp_ns, pkt.wire_len, bytes(pkt)[:14].hex())
+            print(cap.stats())                             # received, drops, freeze_count
+
+    Iterating yields :class:`~afpacket.Packet` objects until :meth:`close` or :meth:`stop`;
+    :meth:`packets` bounds the loop by a count, a total ``duration`` or an idle ``timeout``;
+    :meth:`frames` yields bytes, :meth:`columns` arrays of metadata, :meth:`next_packet` one packet.
+    A packet's ``data`` view is valid until the capture reads past the batch it came in (a V3 block,
+    or the run of V1/V2 frames that were ready together); afterwards it raises ``PacketExpiredError``.
+    Portable code uses each packet before taking the next, and keeps ``bytes(pkt)`` or ``pkt.copy()``
+    for later (a packet object you keep stays valid: it gets a copy of its frame).
+
+    Parameters (all but ``interface`` are keyword-only):
+
+    - ``interface``: the interface name, or ``"any"`` for every interface at once (cooked SOCK_DGRAM,
+      as tcpdump does).
+    - ``version``: TPACKET version 1, 2 or 3 (default 3, block-based and the fastest; V1 has µs
+      timestamps and no VLAN fields).
+    - ``snaplen``: bytes kept of each packet (default 262144: whole packets). V1/V2 frames are sized
+      from it, or from the MTU while it is left at the default.
+    - ``buffer_size``: bytes of ring memory (default 4 MiB); a larger ring rides out longer bursts.
+    - ``block_timeout_ms``: V3 only: how long the kernel keeps a partly filled block before handing
+      it over (default 8 ms): the delay before a packet on a quiet link becomes visible.
+    - ``poll_timeout``: seconds one wait for packets may block, and the default timeout of
+      :meth:`next_packet` (default None: waits wake up once a second to notice :meth:`stop`). It does
+      not end a loop: for that use ``packets(duration=...)`` (total time) or ``packets(timeout=...)``
+      (time without a packet).
+    - ``timeout``: deprecated name of ``poll_timeout`` (it warns with a DeprecationWarning and will be
+      removed in the next release): it never bounded a capture's length.
+    - ``promisc``: promiscuous mode while the capture is open (default False; needs a named interface).
+    - ``sock_type``: ``"raw"`` (data from the link header on) or ``"dgram"`` (from the network header;
+      the default, and the only choice, for ``"any"``).
+    - ``protocol``: the EtherType to receive (default ``ETH_P_ALL``, every protocol).
+    - ``rxhash``: V3: have the kernel fill each packet's ``rxhash`` with its flow hash.
+    - ``reinsert_vlan``: put VLAN tags the kernel stripped back into ``data``, in the ring
+      (PACKET_RESERVE), so ``data`` is the frame as it was on the wire.
+    - ``copy_thresh``: PACKET_COPY_THRESH: a V1/V2 packet too large for its frame is also queued whole
+      on the socket, and the packet object gives the whole copy.
+    - ``ignore_outgoing``: PACKET_IGNORE_OUTGOING: skip packets this host sends (Linux 4.20 or later).
+    - ``filter``: a tcpdump filter expression, or a :class:`~afpacket.BpfProgram` from
+      :func:`~afpacket.compile_filter`; the kernel runs it before a packet reaches the ring.
+    - ``block_size``: the ring's block size in bytes, instead of the one derived from ``buffer_size``.
+    - ``geometry``: a complete :class:`~afpacket.RingGeometry` used as is (advanced; replaces
+      ``buffer_size``, ``block_size`` and the derived frame size).
+    - ``tx_geometry``: also map a TX ring (``RingGeometry.for_transmit(...)``) on this socket, for
+      :meth:`transmitter`.
+
+    Raises InterfaceNotFoundError (no such interface), PermissionDeniedError (needs CAP_NET_RAW),
+    RingGeometryError (a layout the kernel would refuse; the message names a value that works),
+    RingAllocationError (no memory for the ring), FilterError (a bad filter), SocketOptionError (an
+    option the kernel refused), ArgumentError or TypeError (a bad argument).
 
     Not thread-safe: one thread reads. :meth:`close` or :meth:`stop` may be called from another
     thread; the reader wakes up and its iteration ends.
@@ -58,6 +109,7 @@ class Capture:
         snaplen: int = DEFAULT_SNAPLEN,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
         block_timeout_ms: int = DEFAULT_BLOCK_TIMEOUT_MS,
+        poll_timeout: float | None = None,
         timeout: float | None = None,
         promisc: bool = False,
         sock_type: str | None = None,
@@ -71,14 +123,27 @@ class Capture:
         geometry: RingGeometry | None = None,
         tx_geometry: RingGeometry | None = None,
     ) -> None:
+        if timeout is not None:
+            warnings.warn(
+                "Capture(timeout=) is deprecated: it is the poll timeout (how long one wait for packets "
+                "blocks, and next_packet()'s default), not a capture duration, so it never ended a loop; "
+                "pass poll_timeout= instead. To end a loop, use cap.packets(duration=SECONDS) (total time) "
+                "or cap.packets(timeout=SECONDS) (seconds without a packet).",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if poll_timeout is not None:
+                raise AfPacketError("Capture(): pass poll_timeout= only (timeout= is its deprecated name), not both")
+            poll_timeout = timeout
+        if not isinstance(interface, str):
+            raise TypeError(f"Capture(): interface must be a str (a name, or 'any'), not {type(interface).__name__}")
         if sock_type is None:
             sock_type = "dgram" if interface == ANY else "raw"
-        if timeout is not None and timeout < 0:
-            raise AfPacketError(f"timeout must be >= 0 seconds or None, got {timeout}")
         self.interface = interface
         self.version = version
         self.snaplen = snaplen
-        self.timeout = timeout
+        #: seconds one wait for packets blocks, and next_packet()'s default timeout (None: no limit)
+        self.poll_timeout = _check.seconds("Capture()", "poll_timeout", poll_timeout)
         self.sock_type = sock_type
         self.promisc = promisc
         self.copy_thresh = copy_thresh
@@ -180,7 +245,18 @@ class Capture:
 
     @property
     def socket(self) -> PacketSocket:
+        """The underlying :class:`~afpacket.sock.PacketSocket` (advanced: its options and statistics)."""
         return self._sock
+
+    @property
+    def timeout(self) -> float | None:
+        """Deprecated alias of :attr:`poll_timeout` (warns); it never bounded a capture's length."""
+        warnings.warn(
+            "Capture.timeout is deprecated: it is the poll timeout, read Capture.poll_timeout instead",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.poll_timeout
 
     def _check(self) -> None:
         if self._closed:
@@ -194,14 +270,17 @@ class Capture:
     # statistics of the walk (V3): blocks read, blocks flagged LOSING, gaps in the block sequence
     @property
     def blocks_seen(self) -> int:
+        """V3: blocks read so far (0 on V1/V2)."""
         return self._ring_walker.blocks_seen if self._ring_walker else 0
 
     @property
     def losing_seen(self) -> int:
+        """V3: blocks the kernel flagged TP_STATUS_LOSING (it dropped packets while they were filled)."""
         return self._ring_walker.losing_seen if self._ring_walker else 0
 
     @property
     def seq_gaps(self) -> int:
+        """V3: gaps in the blocks' sequence numbers seen by the walk (0 when no block was skipped)."""
         return self._ring_walker.seq_gaps if self._ring_walker else 0
 
     def _idle_timeout_ms(self) -> int:
@@ -260,17 +339,27 @@ class Capture:
         self._check()
         self._yield_idle = False
         self._deadline = None
-        self._poll_ms = -1 if self.timeout is None else int(self.timeout * 1000)
+        self._poll_ms = -1 if self.poll_timeout is None else int(self.poll_timeout * 1000)
         if self._walker is None:
             self._walker = self._walk()
         return self._walker  # type: ignore[return-value]
 
     def next_packet(self, timeout: float | None = None) -> Packet | None:
-        """The next packet, or None if none arrived within ``timeout`` seconds (default: the
-        capture's ``timeout``; None waits forever). Releases the previous batch only when
-        moving past it, like iteration."""
+        """The next packet, or None if none arrived within ``timeout`` seconds.
+
+        ``timeout`` defaults to the capture's ``poll_timeout``; None (both unset) waits until a packet
+        comes, :meth:`stop` or :meth:`close`; 0 only looks. Releases the previous batch only when moving
+        past it, like iteration. Raises CaptureClosedError after close(), ArgumentError/TypeError for
+        a negative, NaN or non-numeric ``timeout``.
+
+        Example::
+
+            while (pkt := cap.next_packet(timeout=0)) is not None:   # drain what is ready
+                handle(pkt)
+        """
         self._check()
-        t = self.timeout if timeout is None else timeout
+        timeout = _check.seconds("next_packet()", "timeout", timeout)
+        t = self.poll_timeout if timeout is None else timeout
         self._poll_ms = -1 if t is None else int(t * 1000)
         self._yield_idle = t is not None
         self._deadline = None
@@ -283,78 +372,163 @@ class Capture:
         finally:
             self._yield_idle = False
 
-    def packets(self, count: int | None = None, duration: float | None = None) -> Iterator[Packet]:
-        """At most ``count`` packets, for at most ``duration`` seconds (either may be None)."""
+    def packets(
+        self, count: int | None = None, duration: float | None = None, timeout: float | None = None
+    ) -> Iterator[Packet]:
+        """The packets that arrive, until the first of three limits (each None by default: no limit).
+
+        - ``count``: stop after this many packets (0 yields none).
+        - ``duration``: stop this many seconds after the call: a total time, however busy the link.
+        - ``timeout``: stop once the loop has waited this many seconds with no packet: an idle
+          timeout, restarted with every packet (time spent in the loop body does not count, so a slow
+          body never ends it while packets wait). On an idle link it ends the loop as scapy's
+          ``sniff(timeout=)`` would; on a busy one it never does, where scapy's (a total time, like
+          ``duration`` here) would.
+
+        With no limit the loop runs until :meth:`stop` or :meth:`close`. Ending on a limit loses
+        nothing: packets that arrive later (or the rest of a batch when ``count`` stops mid-batch)
+        stay in the ring for the next read, and :meth:`stats` counts every packet exactly. On V3 a
+        packet becomes visible when its block is handed over (``block_timeout_ms``), so choose an
+        idle ``timeout`` longer than that. Raises ArgumentError for a negative, NaN or infinite limit
+        and TypeError for one that is not a number (checked at the call, not at the first packet),
+        CaptureClosedError after close().
+
+        Example::
+
+            for pkt in cap.packets(count=100, duration=10, timeout=2):
+                print(pkt.wire_len)
+        """
         self._check()
-        if count is not None and count <= 0:
+        count = _check.count("packets()", "count", count)
+        duration = _check.seconds("packets()", "duration", duration)
+        timeout = _check.seconds("packets()", "timeout", timeout)
+        if count == 0:
             return iter(())
         if self._walker is None:
             self._walker = self._walk()
         deadline = time.monotonic() + duration if duration is not None else None
-        bounded = self._bounded(self._walker, deadline)
+        bounded = self._bounded(self._walker, deadline, timeout)
         return bounded if count is None else islice(bounded, count)
 
-    def frames(self, count: int | None = None, duration: float | None = None) -> Iterator[bytes]:
+    def frames(
+        self, count: int | None = None, duration: float | None = None, timeout: float | None = None
+    ) -> Iterator[bytes]:
         """Just the bytes of each packet, copied out of the ring (no lifetime rules, no metadata).
 
         The fastest way to see every packet from Python: no packet object is made, and each frame is
-        one slice of the mapping. Stops after ``duration`` seconds or at stop()/close(), always
-        between batches. Leaving the loop early (``break``) hands the rest of the current batch back
+        one slice of the mapping. ``count``, ``duration`` (total seconds) and ``timeout`` (seconds
+        without a packet) bound the loop as in :meth:`packets`; without them it runs until
+        stop()/close(). Leaving the loop early (``break``) hands the rest of the current batch back
         to the kernel; with ``count`` it stops exactly after that many frames and keeps the rest for
         the next read (through the packet walker, a little slower). VLAN tags as the ring holds them
-        (put back in place with ``reinsert_vlan=True``)."""
+        (put back in place with ``reinsert_vlan=True``). Raises as :meth:`packets` does.
+
+        Example::
+
+            frames = list(cap.frames(count=1000, timeout=1))
+        """
         self._check()
+        count = _check.count("frames()", "count", count)
+        duration = _check.seconds("frames()", "duration", duration)
+        timeout = _check.seconds("frames()", "timeout", timeout)
         if count is not None or self.copy_thresh:
             # copy_thresh: full copies of truncated frames live beside the ring, in packet objects
-            return (bytes(p) for p in self.packets(count=count, duration=duration))
-        return self._frame_bytes(duration)
+            return (bytes(p) for p in self.packets(count=count, duration=duration, timeout=timeout))
+        return self._frame_bytes(self._batch_walk(duration, timeout))
 
-    def _frame_bytes(self, duration: float | None) -> Iterator[bytes]:
+    def _frame_bytes(self, batches: Iterator[Batch]) -> Iterator[bytes]:
         frame_bytes = self.kernels.frame_bytes
-        for batch in self.batches(duration):
+        for batch in batches:
             yield from frame_bytes(batch)
 
-    def columns(self, duration: float | None = None) -> Iterator[Columns]:
-        """Each batch's packet metadata as arrays (timestamp ns, caplen, wire_len, VLAN TCI, rxhash,
-        pkttype, ifindex), with no Python object per packet; ``.to_numpy()`` / ``.to_arrow()`` convert.
-        Same lifetime rules as :meth:`batches` (the arrays are copies and stay valid)."""
+    def columns(self, duration: float | None = None, timeout: float | None = None) -> Iterator[Columns]:
+        """Each batch's packet metadata as :class:`~afpacket.Columns` of arrays (timestamp ns, caplen,
+        wire_len, VLAN TCI, rxhash, pkttype, ifindex), with no Python object per packet;
+        ``.to_numpy()`` / ``.to_arrow()`` convert. ``duration`` (total seconds) and ``timeout``
+        (seconds without a packet) bound the loop as in :meth:`packets`. Same lifetime rules as
+        :meth:`batches` (the arrays are copies and stay valid). Raises as :meth:`packets` does.
+
+        Example::
+
+            for cols in cap.columns(duration=5):
+                total += sum(cols.wire_len)
+        """
+        self._check()
+        duration = _check.seconds("columns()", "duration", duration)
+        timeout = _check.seconds("columns()", "timeout", timeout)
+        return self._columns(self._batch_walk(duration, timeout))
+
+    def _columns(self, batches: Iterator[Batch]) -> Iterator[Columns]:
         kernels = self.kernels
-        for batch in self.batches(duration):
+        for batch in batches:
             yield columns_of(kernels, batch)
 
-    def batches(self, duration: float | None = None) -> Iterator[Batch]:
+    def batches(self, duration: float | None = None, timeout: float | None = None) -> Iterator[Batch]:
         """Advanced, for fast paths that handle a whole batch at once (afpacket.tofile does): each
         user-owned batch (a V3 block or a run of V1/V2 frames: ``batch.count`` packets whose headers are
         at ``batch.hdrs``, in ``batch.ring``), to hand to the ring kernels (``capture.kernels``:
         ``frame_bytes``, ``pcap_records``, ``fill_columns``, ...). A batch goes back to the kernel when the
-        next one is requested or the iteration ends. Do not mix with a packet iteration that is mid-batch."""
+        next one is requested or the iteration ends. ``duration`` (total seconds) and ``timeout`` (seconds
+        without a packet) bound the loop as in :meth:`packets`. Do not mix with a packet iteration that
+        is mid-batch (AfPacketError); other errors as :meth:`packets`."""
         self._check()
+        duration = _check.seconds("batches()", "duration", duration)
+        timeout = _check.seconds("batches()", "timeout", timeout)
+        return self._batch_walk(duration, timeout)
+
+    def _batch_walk(self, duration: float | None, idle: float | None) -> Iterator[Batch]:
+        """The batch walk behind batches(), frames() and columns(); refuses at the call (and again at
+        the first step) while a packet iteration holds a batch."""
+        self._check_no_batch_held()
+        return self._batch_gen(duration, idle)
+
+    def _check_no_batch_held(self) -> None:
         if self._walker is not None and self._ring_walker.batch is not None:
             raise AfPacketError("a packet iteration holds a batch; finish it before reading batches")
+
+    def _batch_gen(self, duration: float | None, idle: float | None) -> Iterator[Batch]:
+        self._check()
+        self._check_no_batch_held()
         self._walker = None
         deadline = time.monotonic() + duration if duration is not None else None
         gen = self._batches()
         self._batch_reader = gen  # so close() can end it
         try:
-            yield from self._bounded(gen, deadline)
+            yield from self._bounded(gen, deadline, idle)
         finally:
             gen.close()
             self._batch_reader = None
 
-    def _bounded(self, source: Iterator[_T | None], deadline: float | None) -> Iterator[_T]:
-        """The items of a walker until it ends or the deadline passes (walkers yield None when idle)."""
+    def _bounded(
+        self, source: Iterator[_T | None], deadline: float | None, idle: float | None = None
+    ) -> Iterator[_T]:
+        """The items of a walker until it ends, the deadline passes, or the walker has waited ``idle``
+        seconds without an item (walkers yield None when idle, and only between batches).
+
+        The idle clock restarts whenever the consumer asks for the next item, so a slow consumer never
+        ends the loop while packets wait in the ring. Ending here leaves nothing taken and not handed
+        on: a walker yields None only with no batch held, so what is not yielded stays in the ring.
+        """
         try:
+            end = deadline
+            waiting_since = time.monotonic()
             while True:
-                self._arm(deadline)
+                if idle is not None:
+                    end = waiting_since + idle
+                    if deadline is not None and deadline < end:
+                        end = deadline
+                self._arm(end)
                 try:
                     item = next(source)
                 except StopIteration:
                     return
                 if item is None:
-                    if deadline is not None and time.monotonic() >= deadline:
+                    if end is not None and time.monotonic() >= end:
                         return
                     continue
                 yield item
+                if idle is not None:
+                    waiting_since = time.monotonic()
         finally:
             self._deadline = None
             self._yield_idle = False

@@ -28,7 +28,20 @@ COLUMNS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Columns:
-    """Per-packet metadata of one batch, in ring order; every array has the same length."""
+    """Per-packet metadata of one batch (what :meth:`Capture.columns` yields), in ring order: one
+    ``array.array`` per field, every one of the same length (``len(cols)``).
+
+    Fields: ``timestamp_ns`` (receive time, ns since the epoch), ``caplen`` (bytes captured),
+    ``wire_len`` (bytes on the wire), ``vlan_tci`` (the stripped VLAN tag's TCI, 0 if none),
+    ``rxhash`` (the kernel's flow hash, V3 with ``rxhash=True``, else 0), ``pkttype`` (PACKET_HOST,
+    ... PACKET_OUTGOING), ``ifindex`` (the interface's index).
+
+    Example::
+
+        for cols in cap.columns(duration=10):
+            arrays = cols.to_numpy()            # needs numpy; shares the memory
+            print(len(cols), arrays["wire_len"].sum())
+    """
 
     timestamp_ns: array[int]
     caplen: array[int]
@@ -42,10 +55,12 @@ class Columns:
         return len(self.timestamp_ns)
 
     def to_dict(self) -> dict[str, array[int]]:
+        """The columns by field name, in field order (the arrays themselves, not copies)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def to_numpy(self) -> dict[str, Any]:
-        """numpy arrays sharing the columns' memory (needs numpy)."""
+        """numpy arrays sharing the columns' memory, by field name (needs numpy: AfPacketError naming
+        the extra to install when it is missing)."""
         try:
             import numpy as np  # type: ignore[import-not-found,unused-ignore]
         except ImportError:
@@ -53,7 +68,8 @@ class Columns:
         return {name: np.frombuffer(col, dtype=col.typecode) for name, col in self.to_dict().items()}
 
     def to_arrow(self) -> Any:
-        """A pyarrow Table with one column per field (needs pyarrow); timestamps as timestamp[ns]."""
+        """A pyarrow Table with one column per field; timestamps as timestamp[ns] (needs pyarrow:
+        AfPacketError naming the extra to install when it is missing)."""
         try:
             import pyarrow as pa  # type: ignore[import-untyped,import-not-found,unused-ignore]
         except ImportError:
@@ -70,7 +86,8 @@ class Columns:
 
 
 def columns_of(kernels: ModuleType, batch: Any) -> Columns:
-    """The metadata columns of ``batch``, filled by ``kernels.fill_columns``."""
+    """The metadata columns of ``batch`` (from :meth:`Capture.batches`), filled by the ring
+    ``kernels``' ``fill_columns`` (``capture.kernels``)."""
     n = batch.count
     cols = {name: array(code, bytes(array(code).itemsize * n)) for name, code in COLUMNS.items()}
     kernels.fill_columns(batch, *cols.values())

@@ -15,23 +15,31 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .. import abi
+from .. import abi, bridges
 from ..errors import PacketExpiredError
 from ..ring import _kernels_py
 from ..ring.layout import Header
-from ..savefile.linktype import cooked_header, insert_tag
+from ..savefile.linktype import LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, cooked_header, insert_tag, linktype_for
 
 if TYPE_CHECKING:
     from ..ring.memory import RingMemory
 
 
 class Packet:
-    """One received frame.
+    """One received frame, as a :class:`~afpacket.Capture` yields it (not made by users).
 
     ``data`` is a ``memoryview`` of the frame in the ring (zero copy), valid until the capture reads
-    past the packet's batch; ``bytes(pkt)`` copies it. Metadata attributes decode the frame header on
-    access. A packet object you keep stays valid after its batch went back (its frame is copied out at
-    that moment); :meth:`copy` gives a plain, frozen :class:`CopiedPacket`.
+    past the packet's batch (then it raises PacketExpiredError); ``bytes(pkt)`` copies it, ``len(pkt)``
+    is its captured length. Metadata attributes decode the frame header on access. A packet object you
+    keep stays valid after its batch went back (its frame is copied out at that moment); :meth:`copy`
+    gives a plain, frozen :class:`CopiedPacket`. :meth:`to_scapy` and :meth:`to_dpkt` hand it to
+    those libraries.
+
+    Example::
+
+        for pkt in cap.packets(count=5):
+            print(pkt.timestamp_ns, pkt.caplen, pkt.wire_len, pkt.pkttype_name, bytes(pkt)[:14].hex())
+            print(pkt.to_scapy().summary())          # Ether / IP / UDP 10.0.0.1:53 > ...
     """
 
     __slots__ = ()
@@ -94,6 +102,7 @@ class Packet:
 
     @property
     def truncated(self) -> bool:
+        """Fewer bytes were captured than were on the wire (snaplen, or a V1/V2 frame too small)."""
         return self.caplen < self.wire_len
 
     @property
@@ -115,6 +124,7 @@ class Packet:
 
     @property
     def vlan_id(self) -> int:
+        """The VLAN id (low 12 bits of :attr:`vlan_tci`); 0 when untagged."""
         return self._header()[5] & 0x0FFF
 
     @property
@@ -136,6 +146,7 @@ class Packet:
 
     @property
     def ifindex(self) -> int:
+        """Index of the interface the packet was seen on (``socket.if_indextoname`` names it)."""
         return self._sll()[2]
 
     @property
@@ -145,6 +156,7 @@ class Packet:
 
     @property
     def hatype(self) -> int:
+        """The interface's ARPHRD_* hardware type (1 = Ethernet, 772 = loopback, 65534 = none)."""
         return self._sll()[3]
 
     @property
@@ -154,6 +166,7 @@ class Packet:
 
     @property
     def pkttype_name(self) -> str:
+        """:attr:`pkttype` as a name: "host", "broadcast", "multicast", "otherhost", "outgoing"."""
         return abi.PKTTYPE_NAMES.get(self.pkttype, str(self.pkttype))
 
     @property
@@ -164,6 +177,7 @@ class Packet:
 
     @property
     def outgoing(self) -> bool:
+        """This host sent the packet (PACKET_OUTGOING)."""
         return self._sll()[4] == abi.PACKET_OUTGOING
 
     # -- copies ---------------------------------------------------------------------------------
@@ -193,6 +207,58 @@ class Packet:
         if self.vlan_present and not r.reinsert and self.caplen >= 12:
             return self.tagged(), wire + 4
         return self.data, wire
+
+    @property
+    def linktype(self) -> int:
+        """The savefile link type of :meth:`file_record`'s bytes: the device's (Ethernet for SOCK_RAW on
+        Ethernet and loopback), or Linux cooked SLL / SLL2 for SOCK_DGRAM captures."""
+        r = self._ring()
+        if r.raw:
+            return linktype_for(self.hatype)
+        return LINKTYPE_LINUX_SLL2 if r.cooked == 2 else LINKTYPE_LINUX_SLL
+
+    def to_scapy(self) -> Any:
+        """The packet as a scapy packet, the one ``rdpcap`` gives for it in a capture file.
+
+        The bytes are :meth:`file_record`'s (VLAN tag put back; a Linux cooked header first for
+        SOCK_DGRAM / ``any`` captures), dissected from the link layer: ``Ether`` for Ethernet and
+        loopback, ``CookedLinux``/``CookedLinuxV2`` (then IP, IPv6, ARP... by protocol) for cooked
+        packets. ``.time`` is the receive time, exact to the ns (an EDecimal of seconds), ``.wirelen``
+        the wire length, ``.sniffed_on`` the interface name, ``.direction`` 1 (in) or 2 (out).
+        scapy is imported on first use; AfPacketError when it is not installed.
+
+        Example::
+
+            s = pkt.to_scapy()
+            if s.haslayer("UDP"):
+                print(s["IP"].src, s["UDP"].dport, float(s.time))
+        """
+        data, wire = self.file_record()
+        try:
+            ifname: str | None = socket.if_indextoname(self.ifindex)
+        except OSError:
+            ifname = None
+        return bridges.to_scapy(
+            data, self.linktype, self.timestamp_ns, wire, direction=2 if self.outgoing else 1, ifname=ifname
+        )
+
+    def to_dpkt(self) -> tuple[float, Any]:
+        """``(timestamp, frame)``: the packet parsed by dpkt, with its receive time, the pair
+        ``dpkt.pcap.Reader`` yields (dpkt objects have no timestamp field).
+
+        ``frame`` is ``dpkt.ethernet.Ethernet`` (or ``dpkt.sll.SLL``/``dpkt.sll2.SLL2`` for SOCK_DGRAM /
+        ``any`` captures) over :meth:`file_record`'s bytes; ``timestamp`` is float seconds, the same
+        value as :attr:`timestamp` (:attr:`timestamp_ns` keeps the exact one). dpkt is imported on first
+        use; AfPacketError when it is not installed.
+
+        Example::
+
+            ts, eth = pkt.to_dpkt()
+            if isinstance(eth.data, dpkt.ip.IP):
+                print(ts, socket.inet_ntoa(eth.data.src))
+        """
+        data, _wire = self.file_record()
+        return bridges.to_dpkt(data, self.linktype, self.timestamp_ns)
 
     def copy(self) -> CopiedPacket:
         """Everything about the packet, copied out of the ring: valid forever."""
@@ -298,7 +364,21 @@ def packet_class(kernels: ModuleType, ring: RingMemory, *, copies: bool = False)
 @dataclass(frozen=True)
 class CopiedPacket:
     """A packet copied out of the ring (:meth:`Packet.copy`): every attribute a live packet has, as
-    plain data with no lifetime rules."""
+    plain data with no lifetime rules. ``bytes(cp)`` is ``data``; :meth:`to_scapy`/:meth:`to_dpkt`
+    work as on :class:`Packet`.
+
+    Fields (the :class:`Packet` attributes of the same names): ``data`` (the captured bytes),
+    ``timestamp_ns``, ``caplen``, ``wire_len``, ``status`` (tp_status bits), ``vlan_tci``, ``vlan_tpid``,
+    ``vlan_present``, ``rxhash``, ``ifindex``, ``protocol`` (EtherType), ``hatype`` (ARPHRD_*),
+    ``pkttype`` (PACKET_*), ``src_addr``; ``tag_in_data`` (the capture already put the VLAN tag back
+    into ``data``), ``version`` (the TPACKET version of the ring it came from), ``raw`` (from a
+    SOCK_RAW capture; False for SOCK_DGRAM / ``any``), ``cooked`` (the cooked header its file record
+    gets when not ``raw``: 1 for SLL, 2 for SLL2).
+
+    Example::
+
+        kept = [pkt.copy() for pkt in cap.packets(count=10)]
+    """
 
     data: bytes
     timestamp_ns: int
@@ -331,29 +411,36 @@ class CopiedPacket:
 
     @property
     def timestamp(self) -> float:
+        """Receive time in seconds since the epoch, as a float (loses ns precision)."""
         return self.timestamp_ns / 1e9
 
     @property
     def pkttype_name(self) -> str:
+        """:attr:`pkttype` as a name: "host", "broadcast", "multicast", "otherhost", "outgoing"."""
         return abi.PKTTYPE_NAMES.get(self.pkttype, str(self.pkttype))
 
     @property
     def vlan_id(self) -> int:
+        """The VLAN id (low 12 bits of ``vlan_tci``); 0 when untagged."""
         return self.vlan_tci & 0x0FFF
 
     @property
     def outgoing(self) -> bool:
+        """This host sent the packet (PACKET_OUTGOING)."""
         return self.pkttype == abi.PACKET_OUTGOING
 
     @property
     def truncated(self) -> bool:
+        """Fewer bytes were captured than were on the wire."""
         return self.caplen < self.wire_len
 
     @property
     def status_flags(self) -> list[str]:
+        """``status`` decoded to names (see :func:`status_names`)."""
         return status_names(self.status, self.version)
 
     def tagged(self) -> bytes:
+        """The frame as it was on the wire: a stripped VLAN tag put back (as :meth:`Packet.tagged`)."""
         if not self.vlan_present or self.tag_in_data:
             return self.data
         return insert_tag(self.data, self.vlan_tpid, self.vlan_tci)
@@ -367,7 +454,31 @@ class CopiedPacket:
             return self.tagged(), self.wire_len + 4
         return self.data, self.wire_len
 
+    @property
+    def linktype(self) -> int:
+        """As :meth:`Packet.linktype`: the link type of :meth:`file_record`'s bytes."""
+        if self.raw:
+            return linktype_for(self.hatype)
+        return LINKTYPE_LINUX_SLL2 if self.cooked == 2 else LINKTYPE_LINUX_SLL
+
+    def to_scapy(self) -> Any:
+        """As :meth:`Packet.to_scapy`: a scapy packet with ``.time`` exact to the ns."""
+        data, wire = self.file_record()
+        try:
+            ifname: str | None = socket.if_indextoname(self.ifindex)
+        except OSError:
+            ifname = None
+        return bridges.to_scapy(
+            data, self.linktype, self.timestamp_ns, wire, direction=2 if self.outgoing else 1, ifname=ifname
+        )
+
+    def to_dpkt(self) -> tuple[float, Any]:
+        """As :meth:`Packet.to_dpkt`: ``(timestamp, frame)``, timestamp in float seconds."""
+        data, _wire = self.file_record()
+        return bridges.to_dpkt(data, self.linktype, self.timestamp_ns)
+
     def copy(self) -> CopiedPacket:
+        """The packet itself: it is already a copy."""
         return self
 
 
@@ -388,5 +499,6 @@ _STATUS_BITS = [
 
 
 def status_names(status: int, version: int = 2) -> list[str]:
-    """Names of the RX tp_status bits set in ``status`` (USER only means something on V1/V2)."""
+    """Names of the RX tp_status bits set in ``status`` for a ring of TPACKET ``version`` (USER only
+    means something on V1/V2): ``status_names(0x11) == ["USER", "VLAN_VALID"]``."""
     return [name for bit, name in _STATUS_BITS if status & bit and not (bit == abi.TP_STATUS_USER and version == 3)]

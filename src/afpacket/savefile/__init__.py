@@ -47,7 +47,18 @@ Reader = PcapReader | PcapngReader
 
 def open_reader(target: PathOrFile) -> Reader:
     """A reader for ``target`` (a path, ``"-"`` for standard input, or a binary file object), pcap or
-    pcapng by its first four bytes, so it works on pipes too."""
+    pcapng by its first four bytes, so it works on pipes too: a :class:`PcapReader` or a
+    :class:`PcapngReader`, both iterating :class:`Record` objects (µs or ns, either byte order).
+
+    Raises SavefileError when the file cannot be opened, is empty, or is neither format; while
+    iterating, at a truncated or corrupt record (after every whole record before it).
+
+    Example::
+
+        with open_reader("in.pcapng") as reader:
+            for rec in reader:
+                print(rec.timestamp_ns, rec.wire_len, rec.to_scapy().summary())
+    """
     src = Source(target)
     try:
         magic = src.read(4)

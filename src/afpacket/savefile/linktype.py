@@ -57,7 +57,8 @@ def linktype_for(arphrd: int, sock_type: int = socket.SOCK_RAW, *, cooked_v2: bo
 
 
 def describe(linktype: int) -> str:
-    """``"EN10MB (Ethernet)"``, or the bare number for a type we have no name for."""
+    """``linktype`` as tcpdump names it: ``"EN10MB (Ethernet)"``, or the bare number for a type we have
+    no name for."""
     name = LINKTYPE_NAMES.get(linktype)
     return f"{name[0]} ({name[1]})" if name else f"{linktype}"
 
@@ -69,7 +70,9 @@ _VLAN_TAG: Final = struct.Struct("!HH")
 
 def cooked_header(pkttype: int, hatype: int, addr: bytes, protocol: int, ifindex: int = 0, version: int = 1) -> bytes:
     """The Linux cooked header libpcap puts before SOCK_DGRAM packets: 16-byte SLL (``version=1``) or
-    20-byte SLL2 (``version=2``, which also records ``ifindex``); at most 8 address bytes, zero padded."""
+    20-byte SLL2 (``version=2``, which also records ``ifindex``), from the packet's sockaddr_ll:
+    ``pkttype`` (PACKET_*), ``hatype`` (ARPHRD_*), ``addr`` (the link-layer source address; at most 8
+    bytes kept, zero padded) and ``protocol`` (the EtherType)."""
     if version == 2:
         return _SLL2_HEADER.pack(protocol, 0, ifindex & 0xFFFFFFFF, hatype, pkttype, min(len(addr), 8),
                                  addr[:8].ljust(8, b"\0"))
@@ -77,7 +80,8 @@ def cooked_header(pkttype: int, hatype: int, addr: bytes, protocol: int, ifindex
 
 
 def insert_tag(frame: bytes, tpid: int, tci: int) -> bytes:
-    """``frame`` with an 802.1Q/802.1ad tag after its MAC addresses (unchanged if it has none)."""
+    """``frame`` with an 802.1Q/802.1ad tag (``tpid`` 0x8100/0x88a8, ``tci``: priority, DEI, VLAN id)
+    inserted after its MAC addresses (unchanged if it is too short to have them)."""
     if len(frame) < 12:
         return frame
     return frame[:12] + _VLAN_TAG.pack(tpid, tci) + frame[12:]

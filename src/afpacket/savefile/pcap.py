@@ -10,6 +10,7 @@ import struct
 from collections.abc import Iterator
 from typing import Final
 
+from .. import _check
 from ..errors import SavefileError
 from ._io import PathOrFile, Source
 from ._writer import CapturedPacket, RecordWriter
@@ -53,13 +54,21 @@ def _record_boundary(buf: bytes | bytearray, limit: int) -> int:
 
 
 class PcapWriter(RecordWriter):
-    """Writes a pcap file, little-endian, with micro- (default) or nanosecond timestamps.
+    """Writes a pcap file, little-endian, with micro- (default) or ``nanosecond`` timestamps.
 
-    ``target`` is a path, ``"-"`` for standard output, or a binary file object. Records longer than
-    ``snaplen`` are cut to it, as the header promises. With ``unbuffered=True`` every record reaches the
-    file before ``write`` returns (tcpdump ``-U``); otherwise records are buffered, whole, and written in
-    batches. On a full disk the write raises SavefileError and a file this writer opened is cut back to
-    its last complete record.
+    ``target`` is a path, ``"-"`` for standard output, or a binary file object. ``linktype`` is the
+    LINKTYPE_* of every record (default Ethernet). Records longer than ``snaplen`` are cut to it, as
+    the header promises. With ``unbuffered=True`` every record reaches the file before ``write``
+    returns (tcpdump ``-U``); otherwise records are buffered, whole, and written in batches.
+    ``reinsert_vlan`` (default True): :meth:`write_packet` puts a VLAN tag the kernel stripped back into
+    the frame. On a full disk the write raises SavefileError and a file this writer opened is cut back
+    to its last complete record; SavefileError too when the file cannot be created. Use it as a
+    context manager, or call :meth:`close`.
+
+    Example::
+
+        with PcapWriter("out.pcap", nanosecond=True) as w:
+            w.write(time.time_ns(), frame)
     """
 
     def __init__(
@@ -72,6 +81,8 @@ class PcapWriter(RecordWriter):
         unbuffered: bool = False,
         reinsert_vlan: bool = True,
     ) -> None:
+        _check.count("PcapWriter()", "linktype", linktype, optional=False)
+        _check.count("PcapWriter()", "snaplen", snaplen, allow_zero=False, optional=False)
         super().__init__(target, _record_boundary, unbuffered=unbuffered, reinsert_vlan=reinsert_vlan)
         self.linktype = linktype
         self.snaplen = snaplen
@@ -84,7 +95,8 @@ class PcapWriter(RecordWriter):
     def write(self, ts_ns: int, data: bytes | bytearray | memoryview, wire_len: int | None = None) -> None:
         """Append one record: ``data`` captured at ``ts_ns`` (nanoseconds since the epoch).
 
-        ``wire_len`` is the packet's length on the wire, when more than was captured.
+        ``wire_len`` is the packet's length on the wire, when more than was captured (default
+        ``len(data)``). Raises SavefileError after close(), or when the file cannot be written.
         """
         if self._closed or self._failed:
             self._check_open()
@@ -109,7 +121,8 @@ class PcapWriter(RecordWriter):
             self._commit()
 
     def write_packet(self, pkt: CapturedPacket) -> None:
-        """Append a live-capture packet, with its VLAN tag put back into the frame when the kernel took it out."""
+        """Append a live-capture packet ``pkt`` (an afpacket Packet), with its VLAN tag put back into the
+        frame when the kernel took it out (unless ``reinsert_vlan=False``)."""
         if self.reinsert_vlan:
             data, wire = pkt.file_record()
             self.write(pkt.timestamp_ns, data, wire)
@@ -118,10 +131,14 @@ class PcapWriter(RecordWriter):
 
 
 class PcapReader:
-    """Reads a pcap file of either byte order, micro- or nanosecond.
+    """Reads a pcap file of either byte order, micro- or nanosecond (:func:`~afpacket.open_reader`
+    picks this or :class:`PcapngReader` by the file's first bytes).
 
-    Iterating yields Records in file order. A truncated or corrupt record raises SavefileError (naming
-    the file, the byte offset and the fault) after every complete record before it was yielded.
+    ``target`` is a path, ``"-"`` for standard input, or a binary file object. Iterating yields
+    :class:`Record` objects in file order; ``linktype``, ``snaplen`` and ``nanosecond`` come from the
+    file header. A truncated or corrupt record raises SavefileError (naming the file, the byte offset
+    and the fault) after every complete record before it was yielded; so does a file that cannot be
+    opened or is not pcap.
     """
 
     def __init__(self, target: PathOrFile | Source, *, _magic: bytes | None = None) -> None:
@@ -171,6 +188,7 @@ class PcapReader:
             yield Record(sec * 1_000_000_000 + frac * frac_ns, data, wire_len, 0, linktype)
 
     def close(self) -> None:
+        """Close the file, if this reader opened it."""
         self._src.close()
 
     def __enter__(self) -> PcapReader:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from typing import Final, NamedTuple
 
+from .. import _check
 from .._version import __version__
 from ..errors import SavefileError
 from ._io import PathOrFile, Source
@@ -80,11 +81,19 @@ def _block_boundary(buf: bytes | bytearray, limit: int) -> int:
 class PcapngWriter(RecordWriter):
     """Writes a single-section, little-endian pcapng file.
 
-    Call :meth:`add_interface` once per capture interface before writing its packets; it returns the
-    interface id that :meth:`write` takes. Packets written with a Linux ``pkttype`` carry it as
-    epb_flags (direction and reception type). Counters given to :meth:`set_interface_stats` are written
-    as Interface Statistics Blocks when the writer closes. Buffering, ``unbuffered`` and the full-disk
-    behaviour are those of PcapWriter.
+    ``target`` is a path, ``"-"`` for standard output, or a binary file object; ``application`` goes
+    into the section header (shb_userappl). Call :meth:`add_interface` once per capture interface
+    before writing its packets; it returns the interface id that :meth:`write` takes. Packets written
+    with a Linux ``pkttype`` carry it as epb_flags (direction and reception type). Counters given to
+    :meth:`set_interface_stats` are written as Interface Statistics Blocks when the writer closes.
+    Buffering, ``unbuffered``, ``reinsert_vlan`` and the full-disk behaviour are those of
+    :class:`PcapWriter`.
+
+    Example::
+
+        with PcapngWriter("out.pcapng") as w:
+            eth0 = w.add_interface("eth0", LINKTYPE_ETHERNET, 262144)
+            w.write(time.time_ns(), frame, interface_id=eth0, pkttype=PACKET_OUTGOING)
     """
 
     def __init__(
@@ -106,6 +115,7 @@ class PcapngWriter(RecordWriter):
 
     @property
     def interface_count(self) -> int:
+        """Interfaces described so far (the next :meth:`add_interface` returns this id)."""
         return len(self._ifaces)
 
     def add_interface(
@@ -119,10 +129,15 @@ class PcapngWriter(RecordWriter):
     ) -> int:
         """Describe one capture interface and return its id (0, 1, ...).
 
-        ``tsresol`` is the power of ten of the timestamp unit (9 = nanoseconds, 6 = microseconds).
-        ``ifindex`` lets :meth:`write_packet` find the interface from a live packet's ifindex.
+        ``name`` is its name (if_name; None for none), ``linktype`` the LINKTYPE_* of its packets,
+        ``snaplen`` the longest record kept for it, ``tsresol`` the power of ten of the timestamp unit
+        (9 = nanoseconds, 6 = microseconds). ``ifindex`` lets :meth:`write_packet` find the interface
+        from a live packet's ifindex. Raises ValueError for a ``tsresol`` outside 0..9, SavefileError
+        after close().
         """
         self._check_open()
+        _check.count("add_interface()", "linktype", linktype, optional=False)
+        _check.count("add_interface()", "snaplen", snaplen, optional=False)
         if not 0 <= tsresol <= 9:
             raise ValueError(f"tsresol must be 0..9 (a power of ten no finer than nanoseconds), not {tsresol}")
         options = b""
@@ -138,7 +153,9 @@ class PcapngWriter(RecordWriter):
         return iface_id
 
     def set_interface_stats(self, interface_id: int, received: int, dropped: int) -> None:
-        """Counters (e.g. the kernel's packets and drops) to record in an ISB for the interface at close."""
+        """Counters to record in an Interface Statistics Block for interface ``interface_id`` at close:
+        ``received`` packets (isb_ifrecv) and ``dropped`` (isb_ifdrop), e.g. :meth:`Capture.stats`'s
+        ``received`` and ``drops``. SavefileError for an interface not added."""
         if not 0 <= interface_id < len(self._ifaces):
             raise SavefileError(f"{self.name}: no interface {interface_id} (add_interface first)")
         self._stats[interface_id] = (received, dropped)
@@ -151,10 +168,12 @@ class PcapngWriter(RecordWriter):
         interface_id: int = 0,
         pkttype: int | None = None,
     ) -> None:
-        """Append one Enhanced Packet Block for interface ``interface_id``.
+        """Append one Enhanced Packet Block: ``data`` captured at ``ts_ns`` (ns since the epoch) on
+        interface ``interface_id``, ``wire_len`` bytes long on the wire (default ``len(data)``).
 
         ``pkttype`` is the Linux packet type (PACKET_HOST, ... PACKET_OUTGOING); when given, the block
-        carries the matching epb_flags.
+        carries the matching epb_flags. SavefileError for an interface not added, after close(), or
+        when the file cannot be written.
         """
         if self._closed or self._failed:
             self._check_open()
@@ -188,8 +207,9 @@ class PcapngWriter(RecordWriter):
             self._commit()
 
     def write_packet(self, pkt: CapturedPacket, interface_id: int | None = None) -> None:
-        """Append a live-capture packet with its direction; the interface defaults to the one added with
-        the packet's ifindex, else 0. The VLAN tag goes back into the frame when the kernel took it out."""
+        """Append a live-capture packet ``pkt`` (an afpacket Packet) with its direction; ``interface_id``
+        defaults to the interface added with the packet's ifindex, else 0. The VLAN tag goes back into
+        the frame when the kernel took it out (unless ``reinsert_vlan=False``)."""
         if interface_id is None:
             interface_id = self._by_ifindex.get(pkt.ifindex, 0)
         if self.reinsert_vlan:
@@ -237,6 +257,9 @@ def _tick_scale(tsresol: int) -> tuple[int, int, int]:
 class PcapngReader:
     """Reads pcapng files of either byte order, with any number of sections and interfaces.
 
+    ``target`` is a path, ``"-"`` for standard input, or a binary file object
+    (:func:`~afpacket.open_reader` picks this or :class:`PcapReader` by the file's first bytes).
+
     Iterating yields Records in file order; ``interface_id`` counts within the record's section, and
     ``interfaces`` lists the current section's interfaces. Unknown block types are skipped. A truncated
     or corrupt block raises SavefileError (naming the file, the byte offset and the fault) after every
@@ -271,10 +294,12 @@ class PcapngReader:
 
     @property
     def snaplen(self) -> int:
+        """The snaplen of interface 0 (0 for a file without interfaces)."""
         return self.interfaces[0].snaplen if self.interfaces else 0
 
     @property
     def nanosecond(self) -> bool:
+        """Interface 0 has timestamps finer than microseconds."""
         return bool(self.interfaces) and self.interfaces[0].nanosecond
 
     def __iter__(self) -> Iterator[Record]:
@@ -441,6 +466,7 @@ class PcapngReader:
         return found
 
     def close(self) -> None:
+        """Close the file, if this reader opened it."""
         self._src.close()
 
     def __enter__(self) -> PcapngReader:

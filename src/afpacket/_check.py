@@ -1,0 +1,77 @@
+"""Argument checks for the public API: a wrong type is a ``TypeError``, a wrong value an
+:class:`~afpacket.errors.ArgumentError`, and both name the function and the parameter, so a bad
+argument fails at the call with one clear line instead of a traceback from deep inside a loop.
+
+Each check is called once per call of a public function, never per packet.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+from collections.abc import Iterable
+
+from .errors import ArgumentError
+
+
+def _type_name(value: object) -> str:
+    return type(value).__name__
+
+
+def _at(where: str) -> str:
+    return f"{where}: " if where else ""
+
+
+def seconds(where: str, name: str, value: object, *, allow_zero: bool = True) -> float | None:
+    """``value`` as float seconds, or None. Refuses booleans, non-numbers, NaN, infinities and
+    negative values (and 0 unless ``allow_zero``)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{_at(where)}{name} must be a number of seconds or None, not {_type_name(value)}")
+    f = float(value)
+    if math.isnan(f) or math.isinf(f) or f < 0 or (f == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ArgumentError(
+            f"{_at(where)}{name} must be a finite number of seconds {bound} (None for no limit), got {value!r}"
+        )
+    return f
+
+
+def count(where: str, name: str, value: object, *, allow_zero: bool = True, optional: bool = True) -> int | None:
+    """``value`` as an int >= 0 (> 0 unless ``allow_zero``), or None when ``optional``."""
+    if value is None:
+        if not optional:
+            raise TypeError(f"{_at(where)}{name} must be an integer, not None")
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"{_at(where)}{name} must be an integer or None, not bool")
+    try:
+        n = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{_at(where)}{name} must be an integer or None, not {_type_name(value)}") from None
+    if n < 0 or (n == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ArgumentError(f"{_at(where)}{name} must be {bound} (None for no limit), got {n}")
+    return n
+
+
+def flag(where: str, name: str, value: object) -> bool:
+    """``value`` as a bool; only True, False (and 0/1 integers) are accepted."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise TypeError(f"{_at(where)}{name} must be True or False, not {value!r}")
+
+
+def choice(where: str, name: str, value: object, accepted: Iterable[object]) -> object:
+    """``value`` if it is one of ``accepted``; otherwise an error listing them."""
+    options = tuple(accepted)
+    if value in options and type(value) in {type(o) for o in options}:
+        return value
+    listed = ", ".join(repr(o) for o in options)
+    if not isinstance(value, tuple({type(o) for o in options})):
+        raise TypeError(f"{_at(where)}{name} must be one of {listed}, not {_type_name(value)}")
+    raise ArgumentError(f"{_at(where)}{name} must be one of {listed}, got {value!r}")
