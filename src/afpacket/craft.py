@@ -13,6 +13,16 @@ from dataclasses import dataclass
 
 from . import abi
 from .errors import AfPacketError
+from .savefile.linktype import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV4,
+    LINKTYPE_IPV6,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_LOOP,
+    LINKTYPE_NULL,
+    LINKTYPE_RAW,
+)
 
 ETH_HDR = struct.Struct("!6s6sH")
 VLAN_TAG = struct.Struct("!HH")
@@ -162,3 +172,83 @@ class FlowSpec:
                 )
             )
         return out
+
+
+# --- link-layer rebuilding: savefile records of other link types as Ethernet frames ----------------
+#: Savefile link types :func:`ethernet_from` can turn into Ethernet frames: Ethernet itself, Linux
+#: cooked v1/v2, bare IP, BSD/OpenBSD loopback.
+REBUILDABLE_LINKTYPES = frozenset({
+    LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6,
+    LINKTYPE_NULL, LINKTYPE_LOOP,
+})
+_SLL1 = struct.Struct("!HHH8sH")  # pkttype, hatype, halen, address, protocol
+_SLL2 = struct.Struct("!HHIHBB8s")  # protocol, reserved, ifindex, hatype, pkttype, halen, address
+#: Protocol values of a cooked header below 0x0600 that stand for an 802.3 frame (a length, not a type):
+#: ETH_P_802_3 (Novell raw 802.3) and ETH_P_802_2 (an LLC header follows).
+_COOKED_8023 = (0x0001, 0x0004)
+#: BSD address families of the NULL/LOOP link types: AF_INET is 2 everywhere, AF_INET6 differs per OS.
+_AF_INET6 = (10, 24, 28, 30)
+_MAX_8023_PAYLOAD = 1500
+
+
+def ethernet_from(
+    linktype: int, data: bytes, *, src_mac: bytes, dst_mac: bytes, keep_src: bool = True
+) -> bytes:
+    """``data``, a packet recorded with link type ``linktype``, as an Ethernet frame for a raw socket.
+
+    A Linux cooked capture (LINKTYPE_LINUX_SLL 113, LINUX_SLL2 276: what ``tcpdump -i any`` writes)
+    stored the packet without its link header; bare IP captures (RAW 101, IPV4 228, IPV6 229) and BSD
+    loopback (NULL 0, LOOP 108) never had one. An Ethernet header is put in front, built as follows:
+
+    - ``dst_mac`` (6 bytes) is the destination: the capture does not say where the packet went.
+    - the source is the 6-byte address of the cooked header (the sender's, in a Linux cooked capture)
+      when ``keep_src`` is true and the address is a non-zero 6-byte one, else ``src_mac``.
+    - the EtherType is the cooked header's protocol, or derived from the IP version / address family.
+      A cooked protocol of 1 or 4 (802.3 / 802.2 LLC) gives an 802.3 frame with a length field.
+
+    Ethernet records (link type 1) are returned unchanged. Raises :class:`AfPacketError` saying why for
+    a record that cannot be rebuilt (a truncated cooked header, an unknown protocol or link type).
+
+    >>> ethernet_from(101, bytes([0x45]) + bytes(19), src_mac=bytes(6), dst_mac=b"\\xff" * 6)[12:14].hex()
+    '0800'
+    """
+    if linktype == LINKTYPE_ETHERNET:
+        return data
+    src = src_mac
+    if linktype in (LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2):
+        shape = _SLL1 if linktype == LINKTYPE_LINUX_SLL else _SLL2
+        if len(data) < shape.size:
+            raise AfPacketError(f"a {len(data)}-byte record is shorter than its {shape.size}-byte cooked header")
+        if linktype == LINKTYPE_LINUX_SLL:
+            _, _, halen, addr, protocol = shape.unpack_from(data)
+        else:
+            protocol, _, _, _, _, halen, addr = shape.unpack_from(data)
+        if keep_src and halen == 6 and any(addr[:6]):
+            src = addr[:6]
+        payload = data[shape.size :]
+        if protocol in _COOKED_8023:
+            if len(payload) > _MAX_8023_PAYLOAD:
+                raise AfPacketError(f"an 802.3 payload of {len(payload)} bytes does not fit a length field")
+            return dst_mac + src + struct.pack("!H", len(payload)) + payload
+        if protocol < 0x0600:
+            raise AfPacketError(f"cooked protocol 0x{protocol:04x} has no Ethernet equivalent")
+        return dst_mac + src + struct.pack("!H", protocol) + payload
+    if linktype in (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6):
+        version = data[0] >> 4 if data else 0
+        if linktype == LINKTYPE_IPV4 or (linktype == LINKTYPE_RAW and version == 4):
+            return ETH_HDR.pack(dst_mac, src, abi.ETH_P_IP) + data
+        if linktype == LINKTYPE_IPV6 or (linktype == LINKTYPE_RAW and version == 6):
+            return ETH_HDR.pack(dst_mac, src, abi.ETH_P_IPV6) + data
+        raise AfPacketError(f"a raw-IP record with IP version {version} (neither 4 nor 6)")
+    if linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
+        if len(data) < 4:
+            raise AfPacketError(f"a {len(data)}-byte record is shorter than its 4-byte loopback header")
+        # NULL stores the family in the writer's byte order; a small number in the first byte means little.
+        big = linktype == LINKTYPE_LOOP or not data[0]
+        family = int.from_bytes(data[:4], "big" if big else "little")
+        if family == 2:
+            return ETH_HDR.pack(dst_mac, src, abi.ETH_P_IP) + data[4:]
+        if family in _AF_INET6:
+            return ETH_HDR.pack(dst_mac, src, abi.ETH_P_IPV6) + data[4:]
+        raise AfPacketError(f"loopback address family {family} is neither IPv4 nor IPv6")
+    raise AfPacketError(f"link type {linktype} cannot be rebuilt as Ethernet")

@@ -11,11 +11,13 @@ one system call per wait, not per frame. ``burst`` frames share one deadline.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 #: How long before a deadline sleeping stops and busy-waiting begins.
 SPIN_SECONDS = 100e-6
+#: The longest sleep between two checks of a wait's ``stop`` condition.
+STOP_SLICE = 0.05
 
 
 class _Sender(Protocol):
@@ -52,6 +54,7 @@ class Pacer:
         self._index = 0
         self._bits = 0
         self._ts0: int | None = None
+        self._last = 0.0
 
     @property
     def topspeed(self) -> bool:
@@ -63,6 +66,7 @@ class Pacer:
         self._index = 0
         self._bits = 0
         self._ts0 = None
+        self._last = self.start
 
     def deadline(self, length: int = 0, timestamp_ns: int | None = None) -> float:
         """The monotonic time at which the next frame (``length`` bytes, captured at ``timestamp_ns``) is due."""
@@ -79,27 +83,53 @@ class Pacer:
         if self.multiplier is not None and timestamp_ns is not None:
             if self._ts0 is None:
                 self._ts0 = timestamp_ns
-            return self.start + max(0, timestamp_ns - self._ts0) / 1e9 / self.multiplier
+            due = self.start + max(0, timestamp_ns - self._ts0) / 1e9 / self.multiplier
+            self._last = due
+            return due
         return self.start
 
-    def skip_ahead(self, seconds: float) -> None:
-        """Shift the timestamp origin so the next timestamp is due ``seconds`` after the previous one
-        (used between loops of a replay)."""
-        if self._ts0 is not None:
-            self._ts0 -= int(seconds * 1e9 * (self.multiplier or 1.0))
+    def restart(self, delay: float = 0.0) -> None:
+        """Make the next frame due ``delay`` seconds after the previous one's deadline.
 
-    def wait_until(self, deadline: float) -> None:
-        wait_until(deadline, self.spin)
+        Used between the loops and files of a replay: a new file's timestamps start anywhere, so the
+        timestamp origin moves to the next frame; a rate schedule (pps, bps) just shifts by ``delay``,
+        so without a delay it continues as if the frames were one stream (as tcpreplay does).
+        """
+        if not self.start:
+            self.begin()
+        if self.multiplier is not None:
+            self.start = self._last + delay
+            self._ts0 = None
+        else:
+            self.start += delay
+            self._last += delay
+
+    def wait_until(self, deadline: float, stop: Callable[[], bool] | None = None) -> bool:
+        """:func:`wait_until` with this pacer's spin time."""
+        return wait_until(deadline, self.spin, stop)
 
 
-def wait_until(deadline: float, spin: float = SPIN_SECONDS) -> None:
-    """Sleep until ``spin`` seconds before ``deadline``, then busy-wait the rest."""
+def wait_until(deadline: float, spin: float = SPIN_SECONDS, stop: Callable[[], bool] | None = None) -> bool:
+    """Sleep until ``spin`` seconds before ``deadline``, then busy-wait the rest; return True.
+
+    With ``stop``, a long wait sleeps in slices of at most :data:`STOP_SLICE` seconds and calls ``stop()``
+    between them: a gap of minutes in a replayed file must not delay Ctrl-C, a progress line or the end
+    of ``--duration``. Returns False, early, as soon as ``stop()`` is true.
+    """
     clock = time.monotonic
     rest = deadline - clock()
-    if rest > spin:
-        time.sleep(rest - spin)
+    if stop is None:
+        if rest > spin:
+            time.sleep(rest - spin)
+    else:
+        while rest > spin:
+            if stop():
+                return False
+            time.sleep(min(rest - spin, STOP_SLICE))
+            rest = deadline - clock()
     while clock() < deadline:
         pass
+    return True
 
 
 def paced_send(tx: _Sender, frames: Iterable[tuple[bytes, int | None]], pacer: Pacer) -> int:

@@ -87,6 +87,13 @@ def check_time_level(level: int) -> None:
         raise click.UsageError("only -t, -tt, -ttt, -tttt and -ttttt are supported")
 
 
+def clock_text(ts_ns: int, nano: bool = False) -> str:
+    """``HH:MM:SS.ffffff`` (``nano``: 9 digits) in local time: tcpdump's default timestamp."""
+    sec, frac = divmod(ts_ns, 1_000_000_000)
+    clock = time.strftime("%H:%M:%S", time.localtime(sec))
+    return f"{clock}.{frac:09d}" if nano else f"{clock}.{frac // 1000:06d}"
+
+
 def _hms(delta_ns: int, nano: bool) -> str:
     """A delta as tcpdump prints it for -ttt/-ttttt: `` HH:MM:SS.ffffff`` (hours not wrapped)."""
     sign = "-" if delta_ns < 0 else ""
