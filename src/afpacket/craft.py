@@ -34,7 +34,15 @@ MIN_UDP_FRAME = abi.ETH_HLEN + IPV4_HDR.size + UDP_HDR.size
 
 
 def mac_bytes(mac: str | bytes) -> bytes:
-    """``aa:bb:cc:dd:ee:ff`` (or 6 raw bytes) as 6 bytes."""
+    """``mac`` as the 6 bytes a link header carries.
+
+    ``mac`` is text (``aa:bb:cc:dd:ee:ff``, ``aa-bb-cc-dd-ee-ff`` or 12 hex digits) or already 6 raw
+    bytes, which are returned as they are, so callers can pass either form through. Raises
+    :class:`AfPacketError` naming the value for anything else.
+
+    >>> mac_bytes("02:00:00:00:00:01").hex()
+    '020000000001'
+    """
     if isinstance(mac, bytes):
         if len(mac) == 6:
             return mac
@@ -49,6 +57,15 @@ def mac_bytes(mac: str | bytes) -> bytes:
 
 
 def ip_bytes(ip: str | bytes) -> bytes:
+    """``ip`` as the 4 bytes an IPv4 header carries (network byte order).
+
+    ``ip`` is dotted-quad text or already 4 raw bytes, returned as they are. Only IPv4: the frames
+    built here are IPv4/UDP. Raises :class:`AfPacketError` naming the value for anything else
+    (an IPv6 address included).
+
+    >>> ip_bytes("198.18.0.1").hex()
+    'c6120001'
+    """
     if isinstance(ip, bytes):
         if len(ip) == 4:
             return ip
@@ -60,7 +77,11 @@ def ip_bytes(ip: str | bytes) -> bytes:
 
 
 def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071) of ``data``: one's complement of the one's complement sum."""
+    """The Internet checksum (RFC 1071) of ``data``: one's complement of the one's complement sum.
+
+    An odd-length ``data`` is padded with one zero byte, as the RFC says. Over a header that already
+    holds its checksum the result is 0, which is how a received header is verified.
+    """
     if len(data) % 2:
         data += b"\0"
     total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
@@ -72,13 +93,26 @@ def checksum(data: bytes) -> int:
 def ipv4_header(
     src: bytes, dst: bytes, payload_len: int, *, proto: int = IPPROTO_UDP, ttl: int = 64, ident: int = 0
 ) -> bytes:
+    """A 20-byte IPv4 header (no options) with a valid header checksum.
+
+    ``src`` and ``dst`` are 4-byte addresses (see :func:`ip_bytes`); ``payload_len`` is the length of
+    what follows the header, so the total length field is ``20 + payload_len``. ``proto`` is the
+    IP protocol number (UDP by default), ``ttl`` the time to live and ``ident`` the identification
+    field (taken modulo 2**16). Don't Fragment is set, so a frame too big for a link is dropped rather
+    than fragmented on the way and counted twice. Values are not range-checked: the callers built them.
+    """
     total = IPV4_HDR.size + payload_len
     hdr = IPV4_HDR.pack(0x45, 0, total, ident & 0xFFFF, 0x4000, ttl, proto, 0, src, dst)  # DF set
     return hdr[:10] + struct.pack("!H", checksum(hdr)) + hdr[12:]
 
 
 def udp_datagram(src: bytes, dst: bytes, sport: int, dport: int, payload: bytes) -> bytes:
-    """UDP header + payload with the checksum over the IPv4 pseudo-header (0 is sent as 0xffff)."""
+    """A UDP header from ``sport`` to ``dport`` followed by ``payload``, with a valid checksum.
+
+    The checksum covers the IPv4 pseudo-header, so it needs the 4-byte ``src`` and ``dst`` addresses
+    the datagram will travel between. A computed checksum of 0 is sent as 0xffff: in UDP over IPv4 a
+    0 means "no checksum" (RFC 768).
+    """
     length = UDP_HDR.size + len(payload)
     pseudo = src + dst + struct.pack("!BBH", 0, IPPROTO_UDP, length)
     hdr = UDP_HDR.pack(sport, dport, length, 0)
@@ -107,7 +141,24 @@ def udp_frame(
 ) -> bytes:
     """One Ethernet/[802.1Q]/IPv4/UDP frame of ``size`` bytes (or sized by ``payload`` when given).
 
-    ``link_header=False`` returns the IPv4 packet only (for SOCK_DGRAM transmitters).
+    - ``src_mac``, ``dst_mac``: the Ethernet addresses (text or 6 bytes, see :func:`mac_bytes`).
+    - ``src_ip``, ``dst_ip``: the IPv4 addresses (text or 4 bytes, see :func:`ip_bytes`).
+    - ``sport``, ``dport``: the UDP ports, 0..65535 (9 is the discard service).
+    - ``size``: the frame length handed to the kernel, link header included and FCS excluded; the
+      payload is a repeating byte pattern filling the rest. Ignored when ``payload`` is given.
+    - ``payload``: exact UDP payload bytes instead of the pattern.
+    - ``vlan``: an 802.1Q VLAN id (0..4095) to tag the frame with; the tag counts toward ``size``.
+    - ``ttl``, ``ident``: the IPv4 time to live and identification field.
+    - ``link_header``: False returns the IPv4 packet only, for SOCK_DGRAM transmitters where the
+      kernel writes the link header; ``size`` then counts the IPv4 packet.
+
+    Raises :class:`AfPacketError` saying what is wrong for a port or VLAN id out of range, a ``size``
+    too small for the headers or too large for IPv4's 16-bit length, or a malformed address.
+
+    >>> f = udp_frame(src_mac="02:00:00:00:00:01", dst_mac="ff:ff:ff:ff:ff:ff",
+    ...               src_ip="198.18.0.1", dst_ip="198.18.0.2", size=60)
+    >>> len(f), f[12:14].hex(), f[23]
+    (60, '0800', 17)
     """
     for name, port in (("source port", sport), ("destination port", dport)):
         if not 0 <= port <= 0xFFFF:
@@ -140,7 +191,17 @@ def udp_frame(
 
 @dataclass(frozen=True)
 class FlowSpec:
-    """What ``afpacket gen`` varies: flow ``i`` uses ``src_ip + i`` and ``sport + i`` (both wrapping)."""
+    """What ``afpacket gen`` varies: flow ``i`` uses ``src_ip + i`` and ``sport + i`` (both wrapping).
+
+    The fields are those of :func:`udp_frame`: ``src_mac`` and ``dst_mac`` (broadcast by default, so
+    a receiver without a known address still sees the frames), ``src_ip`` and ``dst_ip`` (from the
+    RFC 2544 benchmarking range), ``sport`` and ``dport``, the frame ``size`` and an optional ``vlan``
+    id. Varying the source address and port gives every flow its own 5-tuple, so receive-side hashing
+    (RSS, fanout by hash) spreads the flows instead of putting them all on one queue.
+
+    >>> [f[26:30].hex() for f in FlowSpec().frames(2)]
+    ['c6120001', 'c6120002']
+    """
 
     src_mac: str = "02:00:00:00:00:01"
     dst_mac: str = "ff:ff:ff:ff:ff:ff"
@@ -152,7 +213,11 @@ class FlowSpec:
     vlan: int | None = None
 
     def frames(self, flows: int = 1, *, link_header: bool = True) -> list[bytes]:
-        """One frame per flow: the 5-tuple differs in source address and source port."""
+        """``flows`` frames, one per flow: the 5-tuple differs in source address and source port.
+
+        ``link_header`` is passed to :func:`udp_frame` (False: IPv4 packets for SOCK_DGRAM). Raises
+        :class:`AfPacketError` when ``flows`` is below 1 or a field is invalid (see :func:`udp_frame`).
+        """
         if flows < 1:
             raise AfPacketError(f"the number of flows must be at least 1, got {flows}")
         base = int(ipaddress.IPv4Address(self.src_ip))

@@ -28,8 +28,24 @@ class _Sender(Protocol):
 class Pacer:
     """An absolute schedule for frames: by packets/s, bits/s, or the frames' own timestamps.
 
-    With none of ``pps``, ``bps``, ``multiplier`` given, every deadline is "now" (top speed).
-    ``multiplier`` replays timestamps ``multiplier`` times faster (1.0 = original timing).
+    Give at most one of:
+
+    - ``pps``: frames per second; frame ``i`` is due at ``start + i / pps``.
+    - ``bps``: bits per second of frame data (link header included, no FCS, preamble or gap), so a
+      frame is due once all the bits before it have had their time.
+    - ``multiplier``: replay the frames' capture timestamps ``multiplier`` times faster (1.0 =
+      original timing, 2.0 = twice as fast); frames without a timestamp are due at once.
+
+    With none of them, every deadline is the start (top speed). ``burst`` frames share one deadline
+    (with ``pps``), which trades smoothness for fewer waits at high rates. ``spin`` is how many seconds
+    before a deadline sleeping stops and busy-waiting begins (see :func:`wait_until`).
+
+    Raises ValueError when more than one rate is given, a rate is not positive, or ``burst`` < 1.
+
+    Example, 1000 frames/s sent in bursts of 10::
+
+        pacer = Pacer(pps=1000, burst=10)
+        paced_send(tx, ((f, None) for f in frames), pacer)
     """
 
     def __init__(
@@ -58,10 +74,15 @@ class Pacer:
 
     @property
     def topspeed(self) -> bool:
+        """True when no rate was given: every frame is due at once and no wait ever happens."""
         return self.pps is None and self.bps is None and self.multiplier is None
 
     def begin(self, now: float | None = None) -> None:
-        """Start the schedule (at the first deadline if not called)."""
+        """Start the schedule at monotonic time ``now`` (default: the current time).
+
+        :meth:`deadline` calls it on first use when it has not been called; call it explicitly to
+        start the clock before some slow setup, or with ``now`` to put the schedule on a known time.
+        """
         self.start = time.monotonic() if now is None else now
         self._index = 0
         self._bits = 0
@@ -105,7 +126,11 @@ class Pacer:
             self._last += delay
 
     def wait_until(self, deadline: float, stop: Callable[[], bool] | None = None) -> bool:
-        """:func:`wait_until` with this pacer's spin time."""
+        """:func:`wait_until` ``deadline`` (monotonic seconds) with this pacer's spin time.
+
+        ``stop``, when given, is polled during a long wait and ends it early; returns False then,
+        True when the deadline was reached.
+        """
         return wait_until(deadline, self.spin, stop)
 
 
@@ -133,10 +158,14 @@ def wait_until(deadline: float, spin: float = SPIN_SECONDS, stop: Callable[[], b
 
 
 def paced_send(tx: _Sender, frames: Iterable[tuple[bytes, int | None]], pacer: Pacer) -> int:
-    """Send ``(frame, timestamp_ns)`` pairs on ``pacer``'s schedule; return the count.
+    """Send ``(frame, timestamp_ns)`` pairs from ``frames`` through ``tx`` on ``pacer``'s schedule.
 
-    Due frames are queued; the ring is kicked right before each wait, so a frame leaves when its
-    deadline comes, not when the next one is queued. Ends with a flush (waiting for completion).
+    ``tx`` is anything with ``send(frame)`` and ``flush(wait)``, such as a
+    :class:`~afpacket.tx.Transmitter`; ``timestamp_ns`` is only used by a ``multiplier`` pacer and
+    may be None. The pacer is (re)started here. Due frames are queued; the ring is kicked right before
+    each wait, so a frame leaves when its deadline comes, not when the next one is queued. Ends with a
+    flush that waits for completion, so on return every frame has left. Returns the number of frames
+    sent; errors from ``tx`` (e.g. :class:`~afpacket.errors.TransmitError`) propagate.
     """
     clock = time.monotonic
     send = tx.send

@@ -54,7 +54,22 @@ class VethPair:
     """A veth pair: ``outer`` here, ``inner`` inside network namespace ``netns``.
 
     ``with VethPair() as net:`` creates and brings both ends up; leaving the block deletes the
-    namespace, which deletes the pair.
+    namespace, which deletes the pair. Needs root (CAP_NET_ADMIN) and the ``ip`` command.
+
+    - ``prefix`` starts the namespace and interface names, followed by the process id and a serial
+      number, so pairs made by parallel tests never collide (names are cut to the kernel's 15 bytes).
+    - ``addresses``: put a /30 from the RFC 2544 range on the two ends (``outer_ip``, ``inner_ip``)
+      with static neighbour entries; False leaves both ends without addresses, so the kernel sends
+      nothing of its own on the link.
+    - ``mtu``: an MTU for both ends (the veth default of 1500 when None).
+
+    After :meth:`create`, ``outer_mac`` and ``inner_mac`` hold the ends' addresses. Failures raise
+    :class:`AfPacketError` with the failing ``ip`` command and its message.
+
+    Example::
+
+        with VethPair() as net:
+            net.send([frame])  # arrives on net.outer, where a Capture can see it
     """
 
     def __init__(self, prefix: str = "afp", *, addresses: bool = True, mtu: int | None = None) -> None:
@@ -80,6 +95,10 @@ class VethPair:
         self.delete()
 
     def create(self) -> None:
+        """Make the namespace and the pair, configure and bring both ends up (``with`` calls it).
+
+        On any failure whatever was already made is removed before the error propagates.
+        """
         _ip("netns", "add", self.netns)
         self._up = True
         try:
@@ -110,6 +129,7 @@ class VethPair:
             raise
 
     def delete(self) -> None:
+        """Remove the pair and the namespace; does nothing if they are already gone, so it is safe twice."""
         if not self._up:
             return
         self._up = False
@@ -117,7 +137,12 @@ class VethPair:
         _ip("netns", "del", self.netns, check=False)
 
     def exec(self, *cmd: str, check: bool = True, timeout: float | None = 120) -> subprocess.CompletedProcess[str]:
-        """Run a command inside the namespace and wait for it."""
+        """Run the command ``cmd`` (program and arguments) inside the namespace and wait for it.
+
+        Returns the finished process with its text output. With ``check`` true a non-zero exit raises
+        :class:`AfPacketError` with the command's stderr; ``timeout`` (seconds, None for none) bounds
+        the wait, so a stuck peer cannot hang a test (raises :class:`subprocess.TimeoutExpired`).
+        """
         try:
             return subprocess.run(
                 ["ip", "netns", "exec", self.netns, *cmd],
@@ -130,11 +155,18 @@ class VethPair:
             raise AfPacketError(f"`{' '.join(cmd)}` in {self.netns} failed: {e.stderr.strip()}") from None
 
     def send(self, frames: list[bytes], gap: float = 0.0) -> None:
-        """Send raw Ethernet frames from the inner end (they arrive on ``outer``), in order."""
+        """Send raw Ethernet ``frames`` from the inner end (they arrive on ``outer``), in order.
+
+        ``gap`` is a pause in seconds after each frame (0: back to back). See :func:`send_frames_in`.
+        """
         send_frames_in(self.netns, self.inner, frames, gap)
 
     def popen(self, *cmd: str, **kwargs: object) -> subprocess.Popen[bytes]:
-        """Start a command inside the namespace without waiting."""
+        """Start the command ``cmd`` inside the namespace without waiting; returns the process.
+
+        ``kwargs`` go to :class:`subprocess.Popen` as they are (``stdout=``, ``stderr=``, ...). The
+        caller must stop and wait for the process before the pair is deleted.
+        """
         return subprocess.Popen(["ip", "netns", "exec", self.netns, *cmd], **kwargs)  # type: ignore[call-overload, no-any-return]
 
 
@@ -156,7 +188,13 @@ while off < len(data):
 
 
 def send_frames_in(netns: str, interface: str, frames: list[bytes], gap: float = 0.0) -> None:
-    """Send raw frames, in order, from ``interface`` inside ``netns`` (a plain packet socket there)."""
+    """Send raw ``frames``, in order, from ``interface`` inside network namespace ``netns``.
+
+    A child Python in the namespace sends them over a plain packet socket, because Python 3.11 has no
+    ``os.setns`` to enter the namespace from this process. ``gap`` is a pause in seconds after each
+    frame (0: back to back). Raises :class:`subprocess.CalledProcessError` if the sender fails (e.g.
+    no such interface) and :class:`subprocess.TimeoutExpired` after 120 seconds.
+    """
     import struct
     import sys
 

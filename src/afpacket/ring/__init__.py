@@ -59,7 +59,17 @@ def _try_c() -> ModuleType | None:
 
 
 def use(name: str) -> ModuleType:
-    """Make later captures and transmitters use the ``"c"`` or ``"python"`` kernels; returns them."""
+    """Make later captures and transmitters use the kernels named ``name``; returns that module.
+
+    ``name`` is ``"c"`` or ``"python"`` (see :func:`available`). Captures and transmitters already open
+    keep the kernels they were opened with, so switching mid-run never mixes two cores on one ring.
+    Raises ImportError when ``"c"`` is asked for but the compiled module is not built, and ValueError
+    for any other name. The test suite uses it to run every test once per core.
+
+    Example, timing the pure-Python core on a machine that has both::
+
+        use("python")
+    """
     global kernels, IMPLEMENTATION
     if name == "python":
         kernels = _kernels_py
@@ -75,5 +85,5 @@ def use(name: str) -> ModuleType:
 
 
 def current() -> ModuleType:
-    """The kernels in use now."""
+    """The kernels module later captures and transmitters will take (as set by :func:`use`)."""
     return kernels
