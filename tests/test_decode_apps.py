@@ -30,7 +30,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from afpacket.decode.apps import tcp_app, udp_app
+from afpacket.dissect.apps import tcp_app, udp_app
 from afpacket.savefile import open_reader
 from afpacket.testnet import VethPair
 

@@ -1,7 +1,7 @@
 """ICMP, ICMPv6 (neighbour discovery, MLD) and IGMP text against tcpdump 4.99's own reading of the same files.
 
 Each test writes frames to a pcap file, has ``tcpdump -n -tt [-v...]`` read it, takes the text after
-``"SRC > DST: "`` from each of tcpdump's records and compares it with what afpacket.decode.icmp returns for
+``"SRC > DST: "`` from each of tcpdump's records and compares it with what afpacket.dissect.icmp returns for
 the same bytes (the IP header is parsed minimally here to call it). The frames are made by real programs
 in namespaces the test builds (the kernel's echo replies, port unreachables, "need to frag", time
 exceeded, packet too big, neighbour discovery, MLD and IGMP reports of group joins) and, for what no
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from afpacket.decode.icmp import icmp4_text, icmp6_text, igmp_text
+from afpacket.dissect.icmp import icmp4_text, icmp6_text, igmp_text
 from afpacket.savefile.pcap import PcapReader, PcapWriter
 from afpacket.testnet import VethPair
 
@@ -113,7 +113,7 @@ def quoted_line(verbose: int) -> Callable[[bytes], str]:
 
 
 def call_decoder(frame: bytes, verbose: int) -> tuple[str, str, str] | None:
-    """(src, dst, text) from afpacket.decode.icmp for an Ethernet frame carrying ICMP, ICMPv6 or IGMP."""
+    """(src, dst, text) from afpacket.dissect.icmp for an Ethernet frame carrying ICMP, ICMPv6 or IGMP."""
     if len(frame) < 14:
         return None
     etype = struct.unpack_from("!H", frame, 12)[0]

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from afpacket.decode.icmp import icmp4_text
-from afpacket.decode.l2ctl import llc_line, lldp_text
+from afpacket.dissect.icmp import icmp4_text
+from afpacket.dissect.l2ctl import llc_line, lldp_text
 from afpacket.savefile.pcap import PcapReader, PcapWriter
 from afpacket.testnet import VethPair
 

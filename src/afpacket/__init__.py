@@ -69,10 +69,11 @@ __all__ += [
 ]
 
 
-from . import decode  # noqa: E402
-from .decode import Decoded, Flow, LinePrinter  # noqa: E402
+# afpacket.decode(frame) is the function; the decoders and the tcpdump printer live in afpacket.dissect.
+from . import dissect  # noqa: E402
+from .dissect import Decoded, Flow, LinePrinter, decode  # noqa: E402
 
-__all__ += ["Decoded", "Flow", "LinePrinter", "decode"]
+__all__ += ["Decoded", "Flow", "LinePrinter", "decode", "dissect"]
 
 
 def __getattr__(name: str) -> str:

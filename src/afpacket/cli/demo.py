@@ -17,7 +17,7 @@ import time
 import click
 
 from .. import ring
-from ..decode import LinePrinter
+from ..dissect import LinePrinter
 from ..errors import AfPacketError
 from ..rx import Capture
 from ..savefile.linktype import LINKTYPE_ETHERNET

@@ -1,7 +1,7 @@
 """Packet lines as tcpdump prints them: the options both `capture` and `read` take, the timestamp forms
-(``-t`` … ``-ttttt``), the packet number (``-#``), and the line itself from :class:`afpacket.decode.LinePrinter`.
+(``-t`` … ``-ttttt``), the packet number (``-#``), and the line itself from :class:`afpacket.dissect.LinePrinter`.
 
-The decoding and the text after the timestamp belong to ``afpacket.decode``; this module only adds what
+The decoding and the text after the timestamp belong to ``afpacket.dissect``; this module only adds what
 tcpdump adds around it, and writes. Formatting the clock is the costly part of a line, so the text of the
 current second is kept and only the fraction is formatted per packet.
 """
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from ..decode import LinePrinter
+    from ..dissect import LinePrinter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -167,7 +167,7 @@ def make_writer(
     ifname: Callable[[int], str] | None = None,
 ) -> LineWriter:
     """The LineWriter for a command's printing options."""
-    from ..decode import LinePrinter  # the decoders load only when a command prints packets
+    from ..dissect import LinePrinter  # the decoders load only when a command prints packets
 
     check_time_level(time_level)
     kwargs: dict[str, Any] = {

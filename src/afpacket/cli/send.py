@@ -36,7 +36,7 @@ from ..tx import Transmitter, TransmitWarning
 from . import main
 
 if TYPE_CHECKING:
-    from ..decode import LinePrinter
+    from ..dissect import LinePrinter
 from .output import clock_text
 from .report import LiveStatus, write_stats_json
 
@@ -562,7 +562,7 @@ class _Replay:
     def _printer(self) -> LinePrinter:
         """The -v line printer, made on first use (stateful: TCP sequence numbers relative per flow)."""
         if self._line_printer is None:
-            from ..decode import LinePrinter
+            from ..dissect import LinePrinter
 
             self._line_printer = LinePrinter()
         return self._line_printer

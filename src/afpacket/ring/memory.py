@@ -22,8 +22,8 @@ class RingMemory:
     """The mapping (or a detached packet's private copy), typed views, and the ring's layout."""
 
     __slots__ = (
-        "cooked", "decode", "frame_size", "layout", "map", "mv", "off_len", "off_mac", "off_snap", "params", "pins", "raw",
-        "reinsert", "sll_off", "snaplen", "u16", "u32", "version",
+        "cooked", "decode", "frame_size", "layout", "map", "mv", "off_len", "off_mac", "off_snap", "params", "pins",
+        "raw", "reinsert", "sll_off", "snaplen", "u16", "u32", "version",
     )
 
     def __init__(
