@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 
 if TYPE_CHECKING:
     from ..dissect import LinePrinter
+    from ..savefile import Record
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -150,15 +151,55 @@ class LineWriter:
         self._prev = ts_ns
         return f" {_hms(ts_ns - base, self.nano)} "
 
+    def _head(self, ts_ns: int, text: str) -> str:
+        if text.startswith("[Invalid header"):  # tcpdump prints a record it cannot trust without a time
+            return ""
+        head = self._stamp(ts_ns)
+        return f"{self.count:5d}  {head}" if self.number else head
+
     def write(self, ts_ns: int, data: bytes | memoryview, wire_len: int, linktype: int) -> None:
+        """Print one packet (a live capture's: written and, with ``flush_each``, flushed at once)."""
         self.count += 1
         text = self.printer.line(data, wire_len, linktype)
-        head = self._stamp(ts_ns)
-        if self.number:
-            head = f"{self.count:5d}  {head}"
-        self.stream.write(f"{head}{text}\n")
+        self.stream.write(f"{self._head(ts_ns, text)}{text}\n")
         if self.flush_each:
             self.stream.flush()
+
+    def write_records(self, records: Iterable[Record], limit: int | None = None) -> int:
+        """Print records of a file until ``limit``; returns how many. The hot loop of ``afpacket read``:
+        lines go out in chunks (unless ``flush_each``), and the default timestamp is formatted inline
+        with the clock text of the current second kept."""
+        line = self.printer.line
+        write = self.stream.write
+        flush_each = self.flush_each
+        simple = self.time_level == 0 and not self.nano and not self.number
+        out: list[str] = []
+        append = out.append
+        strftime, localtime = time.strftime, time.localtime
+        sec_now, clock = -1, ""
+        n = 0
+        for rec in records:
+            text = line(rec.data, rec.wire_len, rec.linktype)
+            n += 1
+            if simple and text[:1] != "[":
+                sec, frac = divmod(rec.timestamp_ns, 1_000_000_000)
+                if sec != sec_now:
+                    sec_now, clock = sec, strftime("%H:%M:%S", localtime(sec))
+                append(f"{clock}.{frac // 1000:06d} {text}\n")
+            else:
+                self.count = n
+                append(f"{self._head(rec.timestamp_ns, text)}{text}\n")
+            if flush_each or len(out) >= 256:
+                write("".join(out))
+                out.clear()
+                if flush_each:
+                    self.stream.flush()
+            if n == limit:
+                break
+        if out:
+            write("".join(out))
+        self.count = n
+        return n
 
 
 def make_writer(

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from functools import lru_cache
 
 import click
 
 from ..errors import AfPacketError, SavefileError
 from ..filter import OfflineFilter
-from ..savefile import describe, open_reader
+from ..savefile import Record, describe, open_reader
 from ..savefile.linktype import LINKTYPE_LINUX_SLL2
 from . import main
 from .output import filter_expression, make_writer, printing_options
@@ -61,15 +62,16 @@ def read(
                 flt.check(reader.linktype)  # a bad expression fails before any line
             if count == 0:
                 return
-            write = writer.write
-            for rec in reader:
-                if flt is not None and not flt.matches(rec.data, rec.wire_len, rec.linktype):
-                    continue
-                matched += 1
-                if not count_only:
-                    write(rec.timestamp_ns, rec.data, rec.wire_len, rec.linktype)
-                if matched == count:
-                    break
+            records: Iterable[Record] = reader
+            if flt is not None:
+                match = flt.matches
+                records = (r for r in reader if match(r.data, r.wire_len, r.linktype))
+            if count_only:
+                for matched, _ in enumerate(records, 1):
+                    if matched == count:
+                        break
+            else:
+                matched = writer.write_records(records, count)
         if count_only:
             click.echo(f"{matched} packet{'s' if matched != 1 else ''}")
     except (SavefileError, AfPacketError) as e:

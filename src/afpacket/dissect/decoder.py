@@ -91,6 +91,15 @@ class Decoded:
     ...), None when every header present was whole. Attributes a packet does not have are None.
     ``offsets[i]`` is where ``layers[i]`` starts in ``data``.
 
+    :func:`decode` builds these; constructing one directly gives an empty packet (no layers) to fill.
+    The constructor's parameters are kept as attributes of the same names:
+
+    * ``data`` -- the captured bytes of the frame (``bytes``; ``decode`` converts other buffers);
+    * ``linktype`` -- its link type (a ``LINKTYPE_*`` value of :mod:`afpacket.savefile.linktype`), which
+      says what the first header is;
+    * ``wire_len`` -- the frame's length on the wire, at least ``len(data)``; a larger value means the
+      capture kept only the first ``len(data)`` bytes (a snap length).
+
     Example::
 
         d = afpacket.decode(frame)
@@ -132,6 +141,8 @@ class Decoded:
     # -- shortcuts ---------------------------------------------------------------------------------
     @property
     def eth(self) -> Ethernet | None:
+        """The Ethernet header, or None when the frame has another link layer (Linux cooked, loopback,
+        raw IP) or its 14 bytes were not captured."""
         return self.link if isinstance(self.link, Ethernet) else None
 
     @property
@@ -142,26 +153,38 @@ class Decoded:
 
     @property
     def ip4(self) -> IPv4 | None:
+        """The outer IPv4 header, or None when the packet is not IPv4 (or its 20 bytes were cut short).
+        A tunnelled inner header is ``inner.ip4``."""
         return self.net if isinstance(self.net, IPv4) else None
 
     @property
     def ip6(self) -> IPv6 | None:
+        """The outer IPv6 header (with its extension headers), or None when the packet is not IPv6.
+        A tunnelled inner header is ``inner.ip6``."""
         return self.net if isinstance(self.net, IPv6) else None
 
     @property
     def arp(self) -> ARP | None:
+        """The ARP or RARP packet, or None for anything else (or an ARP packet cut short)."""
         return self.net if isinstance(self.net, ARP) else None
 
     @property
     def tcp(self) -> TCP | None:
+        """The (outer) TCP header, or None when the packet is not TCP or its 20-byte header was cut
+        short (``truncated`` is then ``"tcp"``)."""
         return self.transport if isinstance(self.transport, TCP) else None
 
     @property
     def udp(self) -> UDP | None:
+        """The (outer) UDP header, or None when the packet is not UDP or its 8 bytes were cut short.
+        For VXLAN the UDP header is here and the Ethernet frame it carries is ``inner``."""
         return self.transport if isinstance(self.transport, UDP) else None
 
     @property
     def icmp(self) -> ICMP | ICMPv6 | None:
+        """The ICMP (over IPv4) or ICMPv6 (over IPv6) header, or None for other packets. Tell the two
+        apart with ``isinstance(d.icmp, ICMPv6)``: their type numbers differ (echo request is 8 in ICMP,
+        128 in ICMPv6)."""
         t = self.transport
         return t if isinstance(t, (ICMP, ICMPv6)) else None
 

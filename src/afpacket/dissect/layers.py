@@ -150,10 +150,14 @@ class IPv4(NamedTuple):
 
     @property
     def df(self) -> bool:
+        """The Don't Fragment flag (0x4000 of the flags/offset word): routers must drop, not split, the
+        datagram when it is too large for a link (path MTU discovery relies on it)."""
         return bool(self.flags & IP_DF)
 
     @property
     def mf(self) -> bool:
+        """The More Fragments flag: this is a fragment and others follow it (false on the last one, and
+        on an unfragmented datagram; ``is_fragment`` covers both cases)."""
         return bool(self.flags & IP_MF)
 
     @property
@@ -188,6 +192,8 @@ class IPv6Fragment(NamedTuple):
 
     @property
     def kind(self) -> int:
+        """44, the protocol number of the fragment header, so that every entry of
+        :attr:`IPv6.extensions` has a ``kind`` (as :class:`IPv6Extension` does)."""
         return 44
 
 
@@ -209,6 +215,9 @@ class IPv6(NamedTuple):
 
     @property
     def fragment(self) -> IPv6Fragment | None:
+        """The fragment header of the extension chain, or None when the packet is not a fragment.
+        A later fragment (``offset`` > 0) carries no upper-layer header, so ``proto`` is then only what
+        the fragment header names."""
         for ext in self.extensions:
             if isinstance(ext, IPv6Fragment):
                 return ext
@@ -283,10 +292,14 @@ class ICMP(NamedTuple):
 
     @property
     def id(self) -> int:
+        """The identifier of an echo request or reply (and of timestamp/information/address-mask
+        messages): the first 2 bytes of ``rest``. Meaningless for other types (0 when those bytes were not captured)."""
         return int.from_bytes(self.rest[:2], "big")
 
     @property
     def seq(self) -> int:
+        """The sequence number of an echo request or reply (and timestamp/information/address-mask
+        messages): bytes 2-3 of ``rest``. Meaningless for other types (0 when those bytes were not captured)."""
         return int.from_bytes(self.rest[2:4], "big")
 
 
@@ -300,10 +313,14 @@ class ICMPv6(NamedTuple):
 
     @property
     def id(self) -> int:
+        """The identifier of an echo request (128) or reply (129): the first 2 bytes of ``rest``.
+        Meaningless for other types (0 when those bytes were not captured)."""
         return int.from_bytes(self.rest[:2], "big")
 
     @property
     def seq(self) -> int:
+        """The sequence number of an echo request (128) or reply (129): bytes 2-3 of ``rest``.
+        Meaningless for other types (0 when those bytes were not captured)."""
         return int.from_bytes(self.rest[2:4], "big")
 
 

@@ -229,7 +229,24 @@ class LinePrinter:
 
     # -- the entry point ---------------------------------------------------------------------------
     def line(self, data: Bytes, wire_len: int, linktype: int) -> str:
-        """What ``tcpdump -n`` (with this printer's options) prints for one packet after its timestamp."""
+        """What ``tcpdump -n`` (with this printer's options) prints for one packet after its timestamp.
+
+        ``data`` is the captured bytes of the frame (any buffer; a savefile record's ``data``),
+        ``wire_len`` its length on the wire (larger than ``len(data)`` when the capture cut it short, as
+        a snap length does), ``linktype`` its link type (``LINKTYPE_ETHERNET``, ``LINKTYPE_LINUX_SLL``/
+        ``SLL2``, ``LINKTYPE_RAW``/``IPV4``/``IPV6``, ``LINKTYPE_NULL``/``LOOP``; see
+        :mod:`afpacket.savefile.linktype`). Other link types print ``UNSUPPORTED`` and a hex dump.
+
+        Returns the text without a final newline; -v and the dump options make it several lines. Never
+        raises for malformed input: a packet cut short ends with tcpdump's `` [|proto]`` mark, and
+        lengths tcpdump rejects (empty, ``wire_len`` below ``len(data)``, over 262144 bytes) print its
+        ``[Invalid header: ...]`` text.
+
+        Example::
+
+            >>> LinePrinter().line(frame, len(frame), LINKTYPE_ETHERNET)
+            'IP 10.0.0.1.40000 > 10.0.0.2.53: 4660+ A? example.com. (29)'
+        """
         if type(data) is not bytes:
             data = bytes(data)
         caplen = len(data)
