@@ -227,7 +227,7 @@ class Capture:
         assert rx is not None
         self._ring = RingMemory(
             ring_map, rx.size, self.version, self.snaplen, raw=self.sock_type == "raw", reinsert=bool(reserve),
-            frame_size=rx.frame_size,
+            frame_size=rx.frame_size, cooked=2,  # SOCK_DGRAM packets as tcpdump records `any`: cooked v2
         )
         self._ring_walker = RingWalker(
             self._ring, rx, self.kernels, copy_thresh=self.copy_thresh, sock=ps.sock
