@@ -272,3 +272,22 @@ def test_unknown_option_values_are_usage_errors() -> None:
     for args in (["-Q", "sideways"], ["-s", "-1"], ["-y", "NOPE", "-i", "lo"]):
         r = run("capture", *args)
         assert r.returncode in (1, 2) and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("options", [["-e"], ["-v"], ["-q"], ["-x"], ["-XX"], ["-A"], ["-#"], ["-vv", "-e", "-X"]],
+                         ids=" ".join)
+def test_live_printing_options_like_tcpdump(options: list[str]) -> None:
+    """The same traffic seen by tcpdump and by afpacket capture, with -t so the lines compare whole."""
+    with VethPair("aflp", addresses=False) as net:
+        frames = [udp_frame(net.outer_mac, net.inner_mac, bytes(range(n)), sport=6000 + n) for n in (3, 40, 200)]
+        td = start_tcpdump("-n", "-t", *options, "-i", net.outer, "udp")
+        p = start("capture", "-t", *options, "-i", net.outer, "udp")
+        net.send(frames)
+        time.sleep(0.5)
+        p.send_signal(signal.SIGINT)
+        td.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=20)
+        td_out, _ = td.communicate(timeout=20)
+    ours = [line for line in out.splitlines() if line]
+    theirs = [line for line in td_out.splitlines() if line]
+    assert ours == theirs and len(ours) >= 3
