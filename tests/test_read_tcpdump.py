@@ -124,8 +124,8 @@ for n in (1, 30, 300):
                 proc.terminate()
                 proc.wait(timeout=10)
     text = tcpdump("-n", "-r", str(path)).stdout
-    for seen in ("HTTP: GET / HTTP/1.1", "A? example.com.", "MX? example.com.", "A? nothing.example.org.", "neighbor solicitation",
-                 "ICMP6, echo request", "GREv0", "udp port 9 unreachable", "Flags [S]"):
+    for seen in ("HTTP: GET / HTTP/1.1", "A? example.com.", "MX? example.com.", "A? nothing.example.org.",
+                 "neighbor solicitation", "ICMP6, echo request", "GREv0", "udp port 9 unreachable", "Flags [S]"):
         assert seen in text, f"the corpus lacks {seen!r}"
     yield path
 
