@@ -117,12 +117,13 @@ def test_any_packets_are_cooked_linux_in_scapy_and_dpkt(quiet_net: VethPair) -> 
         got = [(p.to_scapy(), p.to_dpkt(), p.timestamp_ns, p.ifindex) for p in cap.packets(count=3, timeout=3)]
     assert len(got) == 3
     for i, (s, (ts, sll), ts_ns, ifindex) in enumerate(got):
-        assert isinstance(s, CookedLinux)  # SLL: an "any" capture's packets as a file stores them
+        assert isinstance(s, CookedLinuxV2)  # SLL2: an "any" capture's packets as a file stores them
         assert s.pkttype == 3 and s.proto == 0x0800  # PACKET_OTHERHOST, IPv4
+        assert s.ifindex == socket.if_nametoindex(net.outer)
         assert s.src[: s.lladdrlen] == bytes.fromhex(net.inner_mac.replace(":", ""))
         assert s.sniffed_on == net.outer and ifindex == socket.if_nametoindex(net.outer)
         check_scapy_udp(s, i, dport, ts_ns)
-        assert isinstance(sll, dpkt.sll.SLL) and sll.type == 3 and sll.ethtype == 0x0800
+        assert isinstance(sll, dpkt.sll2.SLL2) and sll.type == 3 and sll.ethtype == 0x0800
         check_dpkt_ip(sll.data, i, dport)
         assert ts == ts_ns / 1e9
 
