@@ -35,9 +35,11 @@ def quiet_net() -> VethPair:
 def start_capture(*args: str, stdout: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
     p = subprocess.Popen([*AFPACKET, "capture", *args], stdout=stdout, stderr=subprocess.PIPE)
     assert p.stderr is not None
-    line = p.stderr.readline().decode()
-    assert "on " in line and "link-type" in line, line + p.stderr.read().decode()
-    return p
+    while True:  # "capturing on ... link-type ..." once the ring is set up and bound
+        line = p.stderr.readline().decode()
+        assert line, "afpacket capture ended before it was listening"
+        if "on " in line and "link-type" in line:
+            return p
 
 
 def start_tcpdump(interface: str, path: Path, *extra: str) -> subprocess.Popen[bytes]:
