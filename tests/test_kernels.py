@@ -466,6 +466,12 @@ class Case:
     raw: bool = True
     reinsert: bool = False
     snaplen: int = 65535
+    cooked: int = 1
+
+
+def cooked2(protocol: int, ifindex: int, hatype: int, pkttype: int, halen: int, addr: bytes) -> bytes:
+    """The 20-byte Linux cooked v2 (SLL2) header, field by field as tcpdump.org/linktypes/LINKTYPE_LINUX_SLL2."""
+    return struct.pack("!HHIHBB", protocol, 0, ifindex, hatype, pkttype, halen) + addr[:8].ljust(8, b"\0")
 
 
 def cooked(pkttype: int, hatype: int, halen: int, addr: bytes, protocol: int) -> bytes:
@@ -555,6 +561,23 @@ RECORD_CASES = {
         3, F(DATA[14:], pkttype=abi.PACKET_MULTICAST, status=USER | VLAN_VALID, tci=5),
         cooked(2, 1, 6, bytes.fromhex("020000000001"), 0x0800) + DATA[14:], 62, raw=False,
     ),
+    # cooked v2 (SLL2, what tcpdump records for `any`): protocol first, and the interface index
+    "v2-dgram-sll2": Case(
+        2, F(DATA[14:], wire=46, pkttype=abi.PACKET_OTHERHOST, ifindex=7),
+        cooked2(0x0800, 7, 1, 3, 6, bytes.fromhex("020000000001")) + DATA[14:], 66, raw=False, cooked=2,
+    ),
+    "v1-dgram-sll2-outgoing-big-ifindex": Case(
+        1, F(DATA[14:], pkttype=abi.PACKET_OUTGOING, ifindex=0x7FFFFFF0, protocol=abi.ETH_P_IPV6),
+        cooked2(0x86DD, 0x7FFFFFF0, 1, 4, 6, bytes.fromhex("020000000001")) + DATA[14:], 66, raw=False, cooked=2,
+    ),
+    "v3-dgram-sll2-halen-over-8-clamped": Case(
+        3, F(b"xyz", addr=b"ABCDEFGH", halen=10, ifindex=1),
+        cooked2(0x0800, 1, 1, 0, 8, b"ABCDEFGH") + b"xyz", 23, raw=False, cooked=2,
+    ),
+    "v3-dgram-sll2-snaplen-cut": Case(
+        3, F(DATA[14:], ifindex=3), cooked2(0x0800, 3, 1, 0, 6, bytes.fromhex("020000000001")) + DATA[14:24], 66,
+        raw=False, snaplen=10, cooked=2,
+    ),
 }
 
 
@@ -563,7 +586,9 @@ def case_frames(c: Case, count: int = 3) -> list[F]:
 
 
 def case_ring(c: Case, count: int = 3) -> Synth:
-    return ring_for(c.version, case_frames(c, count), snaplen=c.snaplen, raw=c.raw, reinsert=c.reinsert)
+    s = ring_for(c.version, case_frames(c, count), snaplen=c.snaplen, raw=c.raw, reinsert=c.reinsert)
+    s.ring.set_cooked(c.cooked)
+    return s
 
 
 @pytest.mark.parametrize("nanosecond", [False, True], ids=["us", "ns"])
