@@ -441,3 +441,74 @@ def test_layers_are_cheap_tuples() -> None:
         assert isinstance(layer, tuple)
         assert not hasattr(layer, "__dict__")
     assert isinstance(decode(FRAMES["ipv6_udp"]).ip, Ip6Layer)
+
+
+# -- the shortcut for everyday frames ---------------------------------------------------------------------------
+def _everyday_frames() -> list[bytes]:
+    """The shapes LinePrinter prints without decoding layers first, in a connection's order."""
+    from scapy.all import DNS, DNSQR, DNSRR, ICMPv6MLReport2, ICMPv6ND_NA, ICMPv6ND_NS, PadN, RouterAlert
+
+    def tcp(src: str, dst: str, sport: int, dport: int, **kw: Any) -> Any:
+        net = IPv6(src=src, dst=dst) if ":" in src else IP(src=src, dst=dst)
+        return eth() / net / TCP(sport=sport, dport=dport, **kw)
+
+    ts = [("NOP", None), ("NOP", None), ("Timestamp", (7, 9))]
+    frames = [
+        tcp(A, B, 40000, 80, flags="S", seq=1000, options=TCP_SYN[TCP].options),
+        tcp(B, A, 80, 40000, flags="SA", seq=7000, ack=1001, options=TCP_SYN[TCP].options),
+        tcp(A, B, 40000, 80, flags="A", seq=1001, ack=7001, options=ts),
+        tcp(A, B, 40000, 80, flags="PA", seq=1001, ack=7001, options=ts) / b"GET /x HTTP/1.1\r\nHost: y\r\n\r\n",
+        tcp(B, A, 80, 40000, flags="PA", seq=7001, ack=1029, options=ts) / b"HTTP/1.1 200 OK\r\n\r\nbody",
+        tcp(B, A, 80, 40000, flags="UA", seq=7024, ack=1029, urgptr=3) / b"urgent",
+        tcp(A, B, 40000, 80, flags="A", seq=1029, ack=7030, options=[("SAck", (7000, 7010))]),
+        tcp(A, B, 40000, 80, flags="FA", seq=1029, ack=7030),
+        tcp(A6, B6, 40001, 8080, flags="S", seq=5), tcp(A6, B6, 40001, 8080, flags="A", seq=6, ack=1),
+        tcp(A, A, 3000, 3000, flags="A", seq=1, ack=2),  # equal ports: the addresses name the direction
+        eth() / IP(src=A, dst=B) / UDP(sport=40002, dport=53) / DNS(id=1, qd=DNSQR(qname="example.com")),
+        eth() / IP(src=B, dst=A) / UDP(sport=53, dport=40002)
+        / DNS(id=1, qr=1, qd=DNSQR(qname="example.com"), an=DNSRR(rrname="example.com", rdata="192.0.2.1")),
+        eth() / IP(src=A, dst=B) / UDP(sport=40003, dport=9999) / b"datagram",
+        eth() / IP(src=A, dst=B, flags="MF") / UDP(sport=40003, dport=9999, len=300) / b"first fragment",
+        eth() / IP(src=A, dst=B) / ICMP(type=0, id=1, seq=2) / b"pong",
+        eth() / IP(src=A, dst=B) / ICMP(type=3, code=3) / bytes(IP(src=B, dst=A) / UDP(sport=1, dport=2)),
+        eth() / IPv6(src=A6, dst=B6) / ICMPv6EchoRequest(id=3, seq=4),
+        eth() / IPv6(src="::", dst="ff02::1:ff00:1") / ICMPv6ND_NS(tgt="fe80::1"),
+        eth() / IPv6(src=A6, dst=B6) / ICMPv6ND_NA(tgt="fe80::1", R=0, S=1),
+        eth() / IPv6(src="::", dst="ff02::16") / IPv6ExtHdrHopByHop(options=[RouterAlert(), PadN(optdata=b"")])
+        / ICMPv6MLReport2(),
+        eth() / ARP(op=1, psrc=A, pdst=B, hwsrc=MAC_A),
+        eth() / ARP(op=1, psrc=A, pdst=B, hwsrc=MAC_A, hwdst=MAC_B),
+        eth() / ARP(op=2, psrc=B, pdst=A, hwsrc=MAC_B, hwdst=MAC_A),
+    ]
+    return [bytes(f) for f in frames]
+
+
+def test_the_shortcut_prints_what_the_general_path_prints() -> None:
+    """Everyday frames skip building layer records; a printer with that shortcut turned off must print the
+    same lines (and dumps) for them, for seeded corruptions of them and for any capture or wire length."""
+    frames = _everyday_frames()
+    shortcut = LinePrinter()
+    assert all(shortcut._fast_line(f, len(f), len(f)) is not None for f in frames)  # they all take it
+    rng = random.Random(8)
+    printers = []
+    modes: list[dict[str, Any]] = [{}, {"dump": "x"}, {"absolute_seq": True}]
+    for options in modes:
+        general = LinePrinter(**options)
+        general._plain = False  # the general path alone
+        printers.append((LinePrinter(**options), general))
+    checked = 0
+    for round_ in range(3000):
+        frame = bytearray(frames[round_ % len(frames)])
+        if round_ >= len(frames):
+            for _ in range(rng.randrange(1, 4)):
+                frame[rng.randrange(12, len(frame))] = rng.choice((0, 1, 2, 6, 17, 58, 0x45, 0x60, 0xFF,
+                                                                   rng.randrange(256)))
+            if rng.random() < 0.3:
+                frame = frame[: rng.randrange(34, len(frame) + 1)]
+        data = bytes(frame)
+        wire_len = len(data) + rng.choice((0, 0, 0, 1, 40))
+        for fast, general in printers:
+            assert fast.line(data, wire_len, LINKTYPE_ETHERNET) == general.line(data, wire_len, LINKTYPE_ETHERNET), (
+                data.hex(), wire_len)
+            checked += 1
+    assert checked == 9000

@@ -61,9 +61,9 @@ _TCP_LENGTH = re.compile(r", length \d+")
 NFS = 2049
 
 
-def tcpdump_records(pcap: Path, verbose: int) -> list[str]:
-    """tcpdump -n -t's text for each packet of ``pcap``, continuation lines (-v) joined back with newlines."""
-    args = ["tcpdump", "-n", "-t", "-r", str(pcap)] + (["-" + "v" * verbose] if verbose else [])
+def tcpdump_records(pcap: Path, verbose: int, *flags: str) -> list[str]:
+    """tcpdump -n -t's text for each packet of ``pcap``, continuation lines (-v, -x) joined back with newlines."""
+    args = ["tcpdump", "-n", "-t", *flags, "-r", str(pcap)] + (["-" + "v" * verbose] if verbose else [])
     out = subprocess.run(args, capture_output=True, timeout=120).stdout.decode("latin-1")
     records: list[str] = []
     for line in out.split("\n")[:-1]:
@@ -930,6 +930,46 @@ def test_random_bytes_never_raise(sport: int, dport: int, payload: bytes, verbos
         tcp_app(sport, dport, payload or b"x", verbose, length=length),
     ):
         assert result is None or isinstance(result, str)
+
+
+def test_the_dump_after_a_cut_line_starts_where_tcpdumps_does(tmp_path: Path) -> None:
+    """Each printer stops a cut-short message as tcpdump's does: where tcpdump reads a field with its GET_
+    macros and jumps out, the -x dump that follows starts at the frame's first byte; where it checks a length
+    and prints its mark at a ``trunc:`` label, after the Ethernet header. The whole line printer, -x with and
+    without -vv, on every cut of the crafted corpus past its UDP/TCP header (NFS, decoded by tcpdump but not
+    here, left out)."""
+    from afpacket.dissect import LinePrinter
+    from afpacket.dissect.hexdump import hex_lines
+    from afpacket.savefile import PcapWriter
+
+    frames = []
+    for frame in crafted_corpus(seed=8, mutations=300):
+        found = transport(frame)
+        if found is None or NFS in found[1:3]:
+            continue
+        start = len(frame) - len(found[3])
+        frames.extend((frame[:cut], len(frame)) for cut in range(start, len(frame)))
+    pcap = tmp_path / "cuts.pcap"
+    with PcapWriter(pcap) as writer:
+        for data, wire in frames:
+            writer.write(0, data, wire)
+    starts: dict[int, set[str]] = {0: set(), 14: set()}
+    for verbose in (0, 2):
+        theirs = tcpdump_records(pcap, verbose, "-x")
+        printer = LinePrinter(dump="x", verbose=verbose)
+        ours = [printer.line(data, wire, 1) for data, wire in frames]
+        assert len(theirs) == len(ours) > 10000
+        wrong = [f"{data.hex()}\n  tcpdump: {t!r}\n  ours:    {o!r}"
+                 for (data, _), t, o in zip(frames, theirs, ours, strict=True) if t != o]
+        assert not wrong, f"{len(wrong)} of {len(ours)} differ:\n" + "\n".join(wrong[:5])
+        for (data, _), o in zip(frames, ours, strict=True):
+            mark = re.search(r" \[\|([\w-]+)\]\n\t0x0000", o)
+            if mark:
+                starts[0 if o.endswith(hex_lines(data)) else 14].add(mark.group(1))
+    # Both ways of stopping were met, for the printers that have both.
+    assert {"domain", "bootp", "ntp", "dhcp6"} <= starts[14]
+    assert {"domain", "bootp", "ntp", "dhcp6", "http", "ssh"} <= starts[0]
+
 
 
 def test_every_prefix_of_a_message_prints_and_names_the_cut() -> None:

@@ -2,9 +2,11 @@
 its relative-time format.
 
 tcpdump reads packet fields in two ways. Most checks are *soft*: a printer tests whether the bytes were
-captured and, if not, prints its own marker and carries on. Fixed-size reads are *hard*: a read past the
-captured end abandons the whole packet with `` [|proto]``. ``Truncated`` is that hard stop here; each printer
-catches it once at its top and appends the marker, so the lines it cuts short match tcpdump's.
+captured and, if not, prints its own marker and carries on, or goes to its ``trunc:`` label, prints
+`` [|proto]`` and returns (``Stop`` here). Fixed-size reads are *hard*: a read past the captured end jumps
+out of the whole packet with `` [|proto]`` (``Truncated``). Each printer catches both once at its top and
+appends the marker, returning :class:`~.marks.Jumped` or :class:`~.marks.Stopped` text, so the lines it cuts
+short match tcpdump's and so does where the ``-x`` dump after them starts (a jump resets it to byte 0).
 """
 
 from __future__ import annotations
@@ -12,9 +14,26 @@ from __future__ import annotations
 import socket
 import struct
 
+from .marks import Jumped, Stopped
+
 
 class Truncated(Exception):
-    """A fixed-size field ran past the captured bytes: tcpdump stops the packet there with `` [|proto]``."""
+    """A fixed-size field ran past the captured bytes: tcpdump jumps out of the packet with `` [|proto]``."""
+
+
+class Stop(Exception):
+    """A length check failed: tcpdump prints `` [|proto]`` at the printer's ``trunc:`` label and returns."""
+
+
+def finish(out: list[str], mark: str, cut: BaseException | None = None) -> str:
+    """A printer's text from its pieces ``out``: with ``cut`` (what it caught) the text ends with ``mark``,
+    :class:`Jumped` for a :class:`Truncated` and :class:`Stopped` for a :class:`Stop`; without, it is
+    :class:`Stopped` when a sub-printer printed ``mark`` in place as its last words, plain otherwise."""
+    if cut is not None:
+        out.append(mark)
+        return Jumped("".join(out)) if isinstance(cut, Truncated) else Stopped("".join(out))
+    text = "".join(out)
+    return Stopped(text) if text.endswith(mark) else text
 
 
 _U16 = struct.Struct("!H")

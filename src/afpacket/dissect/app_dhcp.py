@@ -8,7 +8,7 @@ tcpdump's, so the text can be compared with its output byte for byte.
 
 from __future__ import annotations
 
-from .app_common import Truncated, ipv4, ipv6, mac, text, u8, u16, u32
+from .app_common import Stop, Truncated, finish, ipv4, ipv6, mac, text, u8, u16, u32
 from .app_dns import Names
 
 # -- BOOTP / DHCPv4 -----------------------------------------------------------------------------------------
@@ -85,8 +85,8 @@ def _bootp(data: bytes, length: int, verbose: int, out: list[str]) -> None:
     out.append(f", length {length}")
     if not verbose:
         return
-    if end < 10:
-        raise Truncated
+    if end < 10:  # ND_TCHECK_2 of the seconds field
+        raise Stop
     if htype != 1:
         out.append(f", htype {htype}")
     if not ether:
@@ -115,10 +115,10 @@ def _bootp(data: bytes, length: int, verbose: int, out: list[str]) -> None:
             out.append(f'\n\t  {label} "')
             if not _zstring(data, off, size, end, out):
                 out.append('"')
-                raise Truncated
+                raise Stop
             out.append('"')
-    if end < 240:
-        raise Truncated
+    if end < 240:  # ND_TCHECK_4 of the vendor area's magic
+        raise Stop
     magic = data[236:240]
     if magic == _RFC1048_MAGIC:
         _rfc1048(data, end, verbose, out)
@@ -132,13 +132,16 @@ def _bootp(data: bytes, length: int, verbose: int, out: list[str]) -> None:
 
 def _cmu(data: bytes, end: int, out: list[str]) -> None:
     out.append(" vend-cmu")
+    # cmu_print checks each field (ND_TCHECK_4) before it reads it.
     if end < 244:
-        raise Truncated
+        raise Stop
     flags = data[240]
     if flags & ~1:
         out.append(f" F:0x{flags:x}")
     for off, label in ((248, "DG"), (244, "SM" if flags & 1 else "SM*"), (252, "NS1"), (256, "NS2"),
                        (260, "IEN1"), (264, "IEN2"), (268, "TS1"), (272, "TS2")):
+        if off + 4 > end:
+            raise Stop
         if u32(data, off, end):
             out.append(f" {label}:{ipv4(data, off)}")
 
@@ -168,8 +171,8 @@ def _rfc1048(data: bytes, end: int, verbose: int, out: list[str]) -> None:
                 pads += 1
             if pads > 1:
                 out.append(f", occurs {pads}")
-        if bp + n > end:
-            raise Truncated
+        if bp + n > end:  # ND_TCHECK_LEN of the option's value
+            raise Stop
         if tag == 53 and n == 1:
             out.append(_DHCP_MESSAGES.get(data[bp]) or f"Unknown ({data[bp]})")
             bp += 1
@@ -325,8 +328,8 @@ def bootp_text(payload: bytes, verbose: int, length: int | None = None) -> str:
     out: list[str] = []
     try:
         _bootp(payload, len(payload) if length is None else length, verbose, out)
-    except Truncated:
-        out.append(" [|bootp]")
+    except (Stop, Truncated) as cut:
+        return finish(out, " [|bootp]", cut)
     return "".join(out)
 
 
@@ -645,9 +648,10 @@ def dhcp6_text(payload: bytes, verbose: int, length: int | None = None) -> str:
     out: list[str] = []
     try:
         _Dhcp6(payload, out).message(0, len(payload) if length is None else length, verbose)
-    except Truncated:
-        out.append(_TRUNC6)
-    return "".join(out)
+    except Truncated as cut:
+        return finish(out, _TRUNC6, cut)
+    # Its length checks print the mark in place (dhcp6_print's and dhcp6opt_print's trunc labels).
+    return finish(out, _TRUNC6)
 
 
 __all__ = ["bootp_text", "dhcp6_text"]

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import struct
 
-from .app_common import Truncated, ipv4, ipv6, printn, relts, text, u8, u16, u32
+from .app_common import Stop, Truncated, finish, ipv4, ipv6, printn, relts, text, u8, u16, u32
+from .marks import Jumped
 
 _OPS = (
     "", " inv_q", " stat", " op3", " notify", " update", " op6", " op7",
@@ -51,6 +52,9 @@ _N3U = {1: "SHA-1"}
 T_OPT = 41
 _HEADER = struct.Struct("!6H")  # id, flags, qd, an, ns, ar
 _RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
+_HH = struct.Struct("!HH")
+#: The text of names without compression pointers, by their bytes (see _Message.question).
+_plain_names: dict[bytes, tuple[str, int]] = {}
 _U16 = struct.Struct("!H")
 MAXCDNAME = 255  # longest name tcpdump prints before "<DOMAIN NAME TOO LONG>"
 
@@ -236,7 +240,10 @@ class _Message(Names):
     __slots__ = ("mdns", "verbose")
 
     def __init__(self, data: bytes, end: int, out: list[str], verbose: int, mdns: bool) -> None:
-        super().__init__(data, end, out)
+        # (Names.__init__'s three assignments, without the call: one message per DNS line)
+        self.data = data
+        self.end = end
+        self.out = out
         self.verbose = verbose
         self.mdns = mdns
 
@@ -252,19 +259,58 @@ class _Message(Names):
         """`` A? name.``; the offset after the question, or None."""
         data, end, out = self.data, self.end, self.out
         start = cp
-        after = self.skip(cp)
+        # A name of plain labels (no compression pointer, no bit labels) is most of them: its text then
+        # depends on its own bytes only, and the same names come back again and again.
+        plain = 0
+        while cp < end:
+            size = data[cp]
+            if not size:
+                plain = cp + 1
+                break
+            if size & 0xC0:
+                break
+            cp += size + 1
+        after = plain or self.skip(start)
         if after is None or after + 4 > end:
             return None
-        out.append(" " + type_name(u16(data, after, end)))
-        qclass = u16(data, after + 2, end)
+        qtype, qclass = _HH.unpack_from(data, after)
+        out.append(" " + (TYPES.get(qtype) or f"Type{qtype}"))
         klass = qclass & 0x7FFF if self.mdns else qclass
         if klass != 1:
             out.append(" " + _class_name(klass))
         if self.mdns:
             out.append(" (QU)" if qclass & 0x8000 else " (QM)")
         out.append("? ")
+        if plain:
+            raw = data[start:plain]
+            known = _plain_names.get(raw) or self._plain_name(start, raw)
+            if known is None:
+                return None
+            out.append(known[0])
+            return start + known[1] + 4
         rp = self.name(start, 0)
         return None if rp is None else rp + 4
+
+    def _plain_name(self, start: int, raw: bytes) -> tuple[str, int] | None:
+        """Print the plain name at ``start`` (whose bytes are ``raw``) into a buffer of its own and remember
+        the text for :data:`_plain_names`; None (with what it printed, printed) when it gave up."""
+        out = self.out
+        mine: list[str] = []
+        self.out = mine
+        try:
+            rp = self.name(start, 0)
+        except BaseException:
+            out.extend(mine)
+            raise
+        finally:
+            self.out = out
+        if rp is None:
+            out.extend(mine)  # (what was printed before it gave up, as printed in place)
+            return None
+        if len(_plain_names) >= 4096:
+            _plain_names.clear()
+        known = _plain_names[raw] = ("".join(mine), rp - start)
+        return known
 
     def record(self, cp: int) -> int | None:
         """One resource record: `` A 1.2.3.4``, with its name from -v on. The offset after it, the captured end
@@ -466,6 +512,8 @@ def _extended_rcode(m: _Message, counts: tuple[int, int, int, int], rcode: int) 
     # sections (without printing) to find it, and stops quietly at the first thing it cannot step over.
     data, end = m.data, m.end
     qd, an, ns, ar = counts
+    if not ar:
+        return rcode  # (no additional section, no OPT record: nothing to walk to)
     cp = 12
     for _ in range(qd):
         after = m.skip(cp)
@@ -505,23 +553,24 @@ def _extended_rcode(m: _Message, counts: tuple[int, int, int, int], rcode: int) 
 
 
 def _records(m: _Message, cp: int, count: int, label: str) -> int:
-    # A section's records, comma separated, after `label`; Truncated when they cannot all be printed.
+    # A section's records, comma separated, after `label`; Stop (tcpdump's goto trunc) when they cannot all be
+    # printed.
     if count and cp < m.end:
         m.out.append(label)
         n = m.record(cp)
         if n is None:
-            raise Truncated
+            raise Stop
         cp = n
         count -= 1
         while cp < m.end and count:
             m.out.append(",")
             n = m.record(cp)
             if n is None:
-                raise Truncated
+                raise Stop
             cp = n
             count -= 1
     if count:
-        raise Truncated
+        raise Stop
     return cp
 
 
@@ -531,7 +580,7 @@ def _print(m: _Message, length: int) -> None:
         out.append(f"domain [length {length} < 12] (invalid)")
         return
     if end < 12:
-        raise Truncated
+        raise Stop
     ident, flags, qd, an, ns, ar = _HEADER.unpack_from(data)
     opcode = (flags >> 11) & 0xF
     cp = 12
@@ -556,24 +605,24 @@ def _print(m: _Message, length: int) -> None:
                 if after is not None:
                     after += 4
             if after is None:
-                raise Truncated
+                raise Stop
             cp = after
         out.append(f" {an}/{ns}/{ar}")
         if an:
             n = m.record(cp)
             if n is None:
-                raise Truncated
+                raise Stop
             cp = n
             an -= 1
             while cp < end and an:
                 out.append(",")
                 n = m.record(cp)
                 if n is None:
-                    raise Truncated
+                    raise Stop
                 cp = n
                 an -= 1
         if an:
-            raise Truncated
+            raise Stop
         if verbose > 1:
             cp = _records(m, cp, ns, " ns:")
             _records(m, cp, ar, " ar:")
@@ -598,33 +647,33 @@ def _print(m: _Message, length: int) -> None:
         if qd:
             after = m.question(12)
             if after is None:
-                raise Truncated
+                raise Stop
             cp = after
             qd -= 1
             while cp < end and qd:
                 after = m.question(cp)
                 if after is None:
-                    raise Truncated
+                    raise Stop
                 cp = after
                 qd -= 1
         if qd:
-            raise Truncated
+            raise Stop
         if verbose > 1:
             if an:
                 n = m.record(cp)
                 if n is None:
-                    raise Truncated
+                    raise Stop
                 cp = n
                 an -= 1
                 while cp < end and an:
                     out.append(",")
                     n = m.record(cp)
                     if n is None:
-                        raise Truncated
+                        raise Stop
                     cp = n
                     an -= 1
             if an:
-                raise Truncated
+                raise Stop
             cp = _records(m, cp, ns, " ns:")
             _records(m, cp, ar, " ar:")
     out.append(f" ({length})")
@@ -636,8 +685,10 @@ def dns_text(msg: bytes, verbose: int, mdns: bool = False, length: int | None = 
     out: list[str] = []
     try:
         _print(_Message(msg, len(msg), out, verbose, mdns), len(msg) if length is None else length)
-    except Truncated:
-        out.append(" [|domain]")
+    except (Stop, Truncated) as cut:
+        # domain_print's own checks (its header, names and records that stop short) go to its trunc label;
+        # a GET_ read past the capture (a bit-string label, an A6 address) jumps out instead.
+        return finish(out, " [|domain]", cut)
     return "".join(out)
 
 
@@ -651,11 +702,12 @@ def dns_tcp_text(payload: bytes, verbose: int, length: int | None = None) -> str
     if n < 2:
         return f" [DNS over TCP: length {n} < 2] (invalid)"
     if captured < 2:
-        return " [|domain]"
+        return Jumped(" [|domain]")  # the prefix is read with GET_BE_U_2
     prefix = (payload[0] << 8) | payload[1]
     if prefix != n - 2:
         return f" [prefix length({prefix}) != length({n - 2})] (invalid)"
-    return " " + dns_text(payload[2:], verbose, length=n - 2)
+    message = dns_text(payload[2:], verbose, length=n - 2)
+    return type(message)(" " + message)  # (keeps Jumped/Stopped)
 
 
 __all__ = ["Names", "dns_tcp_text", "dns_text", "type_name"]

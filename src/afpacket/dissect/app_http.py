@@ -10,7 +10,10 @@ with one and nothing otherwise; TLS and everything else print nothing.
 
 from __future__ import annotations
 
-from .app_common import Truncated
+import re
+
+from .app_common import Truncated, finish
+from .marks import Jumped
 
 _HTTP_METHODS = frozenset((
     "GET", "PUT", "COPY", "HEAD", "LOCK", "MOVE", "POLL", "POST", "BCOPY", "BMOVE", "MKCOL", "TRACE", "LABEL",
@@ -23,7 +26,12 @@ _RTSP_METHODS = frozenset((
     "SET_PARAMETER", "TEARDOWN",
 ))
 _MAX_TOKEN = 128  # longest token tcpdump reads (its buffer holds 129 bytes with the NUL)
-_SPACE, _TAB, _CR, _LF = 0x20, 0x09, 0x0D, 0x0A
+_LF, _CR = 0x0A, 0x0D
+# The scans below run in the regex engine rather than byte by byte in Python (they are on every HTTP
+# segment's line); each function then decides by the byte where the scan stopped, as tcpdump's loops do.
+_TOKEN = re.compile(rb"[\x21-\x7e]{1,%d}( *)" % _MAX_TOKEN)  # a token and the spaces after it
+_TEXT = re.compile(rb"[\x20-\x7e\t]*")
+_TOKEN_END = frozenset(b" \t\r\n")
 
 
 def _token(data: bytes, idx: int, n: int) -> tuple[int, bytes]:
@@ -31,22 +39,17 @@ def _token(data: bytes, idx: int, n: int) -> tuple[int, bytes]:
     (0, b"") when it is not one (not ASCII, not printable, empty, too long, or not all captured); ``n`` is
     the payload's length on the wire."""
     captured = len(data)
-    start = idx
-    while idx < n:
-        if idx >= captured:
-            return 0, b""
-        c = data[idx]
-        if c in (_SPACE, _TAB, _CR, _LF):
-            break
-        if not 0x20 < c < 0x7F or idx - start >= _MAX_TOKEN:
-            return 0, b""
-        idx += 1
-    if idx == start:
+    limit = min(n, captured)
+    m = _TOKEN.match(data, idx, limit)
+    if m is None:
         return 0, b""
-    token = data[start:idx]
-    while idx < min(n, captured) and data[idx] == _SPACE:
-        idx += 1
-    return idx, token
+    end = m.start(1)
+    if end == n:  # the token runs to the payload's end
+        pass
+    elif end == captured or data[end] not in _TOKEN_END:
+        # the capture stopped inside it, or it goes on with a byte that is not text (or is too long)
+        return 0, b""
+    return m.end(), data[idx:end]
 
 
 def _line(data: bytes, idx: int, n: int, prefix: str, proto: str, out: list[str]) -> int:
@@ -54,27 +57,25 @@ def _line(data: bytes, idx: int, n: int, prefix: str, proto: str, out: list[str]
     here (at a byte that is not text, or with no line ending within the ``n`` bytes of the payload: then the
     line is printed cut short). A line running past the captured bytes stops the packet (Truncated)."""
     captured = len(data)
-    start = idx
-    while idx < n:
-        if idx >= captured:
-            raise Truncated
-        c = data[idx]
-        if c == _LF:
-            out.append(prefix + data[start:idx].decode("ascii"))
-            return idx + 1
-        if c == _CR:
-            if idx + 1 >= n:
-                return 0
-            if idx + 1 >= captured:
-                raise Truncated
-            if data[idx + 1] != _LF:
-                return 0
-            out.append(prefix + data[start:idx].decode("ascii"))
-            return idx + 2
-        if not (0x20 <= c < 0x7F or c == _TAB):
+    stop = _TEXT.match(data, idx, min(n, captured)).end()  # type: ignore[union-attr]
+    if stop >= n:
+        out.append(prefix + data[idx:stop].decode("ascii") + f" [|{proto}]")
+        return 0
+    if stop >= captured:
+        raise Truncated
+    c = data[stop]
+    if c == _LF:
+        out.append(prefix + data[idx:stop].decode("ascii"))
+        return stop + 1
+    if c == _CR:
+        if stop + 1 >= n:
             return 0
-        idx += 1
-    out.append(prefix + data[start:idx].decode("ascii") + f" [|{proto}]")
+        if stop + 1 >= captured:
+            raise Truncated
+        if data[stop + 1] != _LF:
+            return 0
+        out.append(prefix + data[idx:stop].decode("ascii"))
+        return stop + 2
     return 0
 
 
@@ -92,9 +93,9 @@ def text_protocol(
             idx, token = _token(payload, 0, n)
             if idx:
                 show = token.decode("ascii").upper() in methods
-                idx, token = _token(payload, idx, n)
-                if idx and len(token) == 3 and token.isdigit():
-                    show = True
+                if not show:  # a status code as the second token (a response line)?
+                    idx, token = _token(payload, idx, n)
+                    show = idx != 0 and len(token) == 3 and token.isdigit()
         if show:
             if verbose:
                 out.append(f", length: {n}")
@@ -105,9 +106,10 @@ def text_protocol(
                         break
             else:
                 _line(payload, 0, n, ": ", proto, out)
-    except Truncated:
-        out.append(f" [|{proto}]")
-    return "".join(out)
+    except Truncated as cut:
+        return finish(out, f" [|{proto}]", cut)
+    # A line with no ending before the payload's end prints the mark in place, without jumping.
+    return finish(out, f" [|{proto}]")
 
 
 def http_text(payload: bytes, verbose: int, length: int | None = None) -> str:
@@ -120,6 +122,10 @@ def rtsp_text(payload: bytes, verbose: int, length: int | None = None) -> str:
     return text_protocol(payload, verbose, "rtsp", _RTSP_METHODS, length)
 
 
+#: ssh_print_version reads every byte with GET_U_1: a byte past the capture jumps out of the packet.
+_SSH_CUT = Jumped(" [|ssh]")
+
+
 def ssh_text(payload: bytes, length: int | None = None) -> str:
     """``: SSH: <banner>`` for a segment that starts with a complete SSH version line, else nothing; a
     segment whose first bytes were not captured ends the line with `` [|ssh]``, as in tcpdump."""
@@ -127,15 +133,15 @@ def ssh_text(payload: bytes, length: int | None = None) -> str:
     n = captured if length is None else length
     for k, want in enumerate(b"SSH-"):
         if k >= captured:
-            return " [|ssh]"
+            return _SSH_CUT
         if payload[k] != want:
             return ""
     for idx in range(4, n):
         if idx >= captured:
-            return " [|ssh]"
+            return _SSH_CUT
         c = payload[idx]
         if c == _CR and idx + 1 < n and idx + 1 >= captured:
-            return " [|ssh]"
+            return _SSH_CUT
         if c == _LF or (c == _CR and idx + 1 < n and payload[idx + 1] == _LF):
             return ": SSH: " + payload[:idx].decode("ascii")
         if not 0x20 <= c < 0x7F:

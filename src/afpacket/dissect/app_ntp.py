@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from .app_common import Truncated, ipv4, printn, u8, u16, u32
+from .app_common import Stop, Truncated, finish, ipv4, printn, u8, u16, u32
 
 _MODES = (
     "unspecified", "symmetric active", "symmetric passive", "Client", "Server", "Broadcast",
@@ -55,14 +55,15 @@ def _time_message(data: bytes, end: int, length: int, out: list[str]) -> None:
     if length < 48:
         out.append(" (invalid)")
         if length > end:
-            raise Truncated
+            raise Stop
         return
     stratum = u8(data, 1, end)
     name = {0: "unspecified", 1: "primary reference"}.get(stratum) or (
         "secondary reference" if 2 <= stratum <= 15 else "reserved"
     )
+    out.append(f", Stratum {stratum} ({name})")  # printed before the poll byte is read
     poll = _signed(u8(data, 2, end))
-    out.append(f", Stratum {stratum} ({name}), poll {poll}")
+    out.append(f", poll {poll}")
     if -32 < poll < 32:
         out.append(f" ({1 << poll}s)" if poll >= 0 else f" (1/{1 << -poll}s)")
     out.append(f", precision {_signed(u8(data, 3, end))}")
@@ -86,7 +87,7 @@ def _time_message(data: bytes, end: int, length: int, out: list[str]) -> None:
         if length > 52:
             words = (length - 52) // 4
             if 52 + 4 * words > end:
-                raise Truncated
+                raise Stop
             out.append("\n\tAuthentication: " + "".join(f"{u32(data, 52 + 4 * k, end):08x}" for k in range(words)))
     elif length > 48:
         out.append(f"\n\t({length - 48} more bytes after the header)")
@@ -98,7 +99,7 @@ def _refid(data: bytes, end: int, stratum: int, out: list[str]) -> bool:
         out.append("(unspec)")
     elif stratum == 1:
         if printn(data, 12, 4, end, out):
-            raise Truncated
+            raise Stop
     elif stratum in (62, 63):
         out.append(f"{ipv4(data, 12)} {'INFO_QUERY' if stratum == 62 else 'INFO_REPLY'}")
         return False
@@ -109,20 +110,20 @@ def _refid(data: bytes, end: int, stratum: int, out: list[str]) -> bool:
 
 def _partial(data: bytes, end: int, stratum: int, out: list[str]) -> None:
     if end < 8:
-        raise Truncated
+        raise Stop
     out.append(f"\n\tRoot Delay: {_short_fixed(data, 4)}")
     if end < 12:
-        raise Truncated
+        raise Stop
     out.append(f", Root dispersion: {_short_fixed(data, 8)}")
     if end < 16:
-        raise Truncated
+        raise Stop
     out.append(", Reference-ID: ")
     if not _refid(data, end, stratum, out):
         return
     for off, label in ((16, "Reference Timestamp:  "), (24, "Originator Timestamp: "),
                        (32, "Receive Timestamp:    "), (40, "Transmit Timestamp:   ")):
         if end < off + 8:
-            raise Truncated
+            raise Stop
         out.append(f"\n\t  {label}{_timestamp(data, off)}")
 
 
@@ -130,7 +131,7 @@ def _control_message(data: bytes, end: int, length: int, out: list[str]) -> None
     if length < 12:
         out.append(" (invalid)")
         if length > end:
-            raise Truncated
+            raise Stop
         return
     control = u8(data, 1, end)
     out.append(
@@ -140,17 +141,18 @@ def _control_message(data: bytes, end: int, length: int, out: list[str]) -> None
     out.append(f"\tSequence={u16(data, 2, end)}")
     status = u16(data, 4, end)
     out.append(f", Status={status:#x}" if status else ", Status=0")
-    out.append(f", Assoc.={u16(data, 6, end)}, Offset={u16(data, 8, end)}")
+    out.append(f", Assoc.={u16(data, 6, end)}")
+    out.append(f", Offset={u16(data, 8, end)}")
     count = u16(data, 10, end)
     out.append(f", Count={count}")
     if 12 + count > length:
         out.append(" (invalid)")
         if length > end:
-            raise Truncated
+            raise Stop
         return
     if count:
         if 12 + count > end:
-            raise Truncated
+            raise Stop
         out.append("\n\tTO-BE-DONE: data not interpreted")
 
 
@@ -172,6 +174,7 @@ def ntp_text(payload: bytes, verbose: int, length: int | None = None) -> str:
                 _time_message(payload, end, length, out)
             elif mode == 6:
                 _control_message(payload, end, length, out)
-    except Truncated:
-        out.append(" [|ntp]")
+    except (Stop, Truncated) as cut:
+        # ntp_print's explicit checks (ND_TCHECK_*) stop at its trunc label; its GET_ reads jump out.
+        return finish(out, " [|ntp]", cut)
     return "".join(out)

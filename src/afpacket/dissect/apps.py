@@ -51,6 +51,27 @@ _TCP_PRINTERS: dict[int, _Printer | None] = {
 }
 
 
+#: Per port: (its TCP rank, its UDP rank as either port, its UDP rank as the destination port), for claimed().
+_RANKS: dict[int, tuple[int, int, int]] = {
+    port: (_TCP_EITHER.get(port, _NOT_HERE), _UDP_EITHER.get(port, _NOT_HERE), _UDP_DPORT.get(port, _NOT_HERE))
+    for port in (*_TCP_EITHER, *_UDP_EITHER, *_UDP_DPORT)
+}
+_NO_RANKS = (_NOT_HERE, _NOT_HERE, _NOT_HERE)
+_TCP_PRINTING = frozenset(rank for rank, printer in _TCP_PRINTERS.items() if printer is not None)
+_UDP_PRINTING = frozenset(rank for rank, printer in _UDP_PRINTERS.items() if printer is not None)
+_NOTHING = (False, False)
+
+
+def claimed(sport: int, dport: int) -> tuple[bool, bool]:
+    """Whether :func:`tcp_app` and :func:`udp_app` may print something for this port pair (False: that one
+    always returns None), so a caller can remember it per flow instead of asking per packet."""
+    a = _RANKS.get(sport, _NO_RANKS)
+    b = _RANKS.get(dport, _NO_RANKS)
+    if a is b is _NO_RANKS:
+        return _NOTHING
+    return min(a[0], b[0]) in _TCP_PRINTING, min(a[1], b[1], b[2]) in _UDP_PRINTING
+
+
 def udp_app(sport: int, dport: int, payload: bytes, verbose: int, *, length: int | None = None) -> str | None:
     """What tcpdump -n prints after ``"SRC.SPORT > DST.DPORT: "`` for a UDP application it decodes
     (e.g. ``"4660+ A? example.com. (29)"``), or None: the caller then prints ``"UDP, length N"``.

@@ -6,6 +6,12 @@ printer at the first field that lies beyond the captured bytes and appends ``" [
 readers raise ``_Truncated`` and the entry point appends the same mark to what was printed so far, so a
 short or malformed message never raises. Texts a printer builds in a buffer before printing (the ICMP
 summary) are dropped whole on truncation, as tcpdump's are.
+
+tcpdump stops in two ways, and the line printer must know which (:mod:`.marks`): a field read with its
+``GET_`` macros jumps out of every printer (``_Truncated``; the text comes back as :class:`Jumped`), while
+an explicit check (``ND_TCHECK_*``, a helper that returns -1 or NULL) goes to the printer's own ``trunc:``
+label, prints the mark and returns normally (``_Stop``, or a mark appended in place; :class:`Stopped`).
+Only the jump moves the start of the ``-x``/``-A`` dump to the frame's first byte.
 """
 
 from __future__ import annotations
@@ -15,13 +21,27 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
+from .layers import ip6_text
+from .marks import Jumped, Stopped
+
 #: Renders an IP packet quoted inside an ICMP error (or carried in a tunnel) as the core printer would,
 #: e.g. "IP (tos 0x0, ...) 10.0.0.2.40000 > 10.0.0.1.9999: UDP, length 10" with verbose.
 InnerPrinter = Callable[[bytes], str]
 
 
 class _Truncated(Exception):
-    """A field lies beyond the captured bytes; tcpdump stops printing there."""
+    """A field lies beyond the captured bytes; tcpdump's GET_ macro jumps out of the whole packet there."""
+
+
+class _Stop(Exception):
+    """An explicit length check failed; tcpdump prints the mark at its ``trunc:`` label and returns."""
+
+
+def _marked(out: list[str], mark: str) -> str:
+    """The text of a printer that returned normally: :class:`Stopped` when it ends with tcpdump's mark
+    (printed in place by a sub-printer that gave up), plain otherwise."""
+    text = "".join(out)
+    return Stopped(text) if text.endswith(mark) else text
 
 
 _U16: Final = struct.Struct("!H").unpack_from
@@ -65,10 +85,11 @@ def _ip4(b: bytes, off: int) -> str:
 
 def _ip6(b: bytes, off: int) -> str:
     # glibc's inet_ntop follows the same rules as tcpdump's addrtostr6 (longest zero run of two or more
-    # words compressed, the first on a tie; ::a.b.c.d and ::ffff:a.b.c.d for embedded IPv4).
+    # words compressed, the first on a tie; ::a.b.c.d and ::ffff:a.b.c.d for embedded IPv4), and
+    # layers.ip6_text remembers what it made (neighbour discovery names the same targets again and again).
     if off + 16 > len(b):
         raise _Truncated
-    return _inet_ntop(_AF_INET6, bytes(b[off : off + 16]))
+    return ip6_text(bytes(b[off : off + 16]))
 
 
 def _in_cksum(data: bytes) -> int:
@@ -206,7 +227,8 @@ def _icmp4_summary(seg: bytes) -> str:
         return f"echo {'request' if icmp_type == 8 else 'reply'}, id {ident}, seq {seq}"
     if icmp_type == 3:
         if code == 3:
-            _u8(seg, 17)
+            if len(seg) < 18:  # ND_TCHECK_1 of the quoted protocol
+                raise _Stop
             hlen = (seg[8] & 0x0F) * 4
             dport = _u16(seg, 8 + hlen + 2)
             proto = seg[17]
@@ -235,7 +257,7 @@ def _icmp4_summary(seg: bytes) -> str:
         return fmt % (dst, gw) if fmt else f"redirect-#{code} {dst} to {gw}"
     if icmp_type == 9:
         if len(seg) < 8:
-            raise _Truncated
+            raise _Stop
         num, size, lifetime = _BBH(seg, 4)
         if lifetime < 60:
             life = str(lifetime)
@@ -250,12 +272,12 @@ def _icmp4_summary(seg: bytes) -> str:
         for i in range(num):
             off = 8 + 8 * i
             if off + 8 > len(seg):
-                raise _Truncated
+                raise _Stop
             entries.append(f" {{{_ip4(seg, off)} {_u32(seg, off + 4)}}}")
         return text + "".join(entries)
     if icmp_type == 11:
         if len(seg) < 28:
-            raise _Truncated
+            raise _Stop
         if code == 0:
             return "time exceeded in-transit"
         if code == 1:
@@ -274,7 +296,7 @@ def _icmp4_summary(seg: bytes) -> str:
         return f"time stamp query id {ident} seq {seq}"
     if icmp_type == 14:
         if len(seg) < 20:
-            raise _Truncated
+            raise _Stop
         ident, seq = _HH(seg, 4)
         org, recv, xmit = struct.unpack_from("!III", seg, 8)
         return (f"time stamp reply id {ident} seq {seq}: org {_tstamp(org)}, recv {_tstamp(recv)}, "
@@ -285,7 +307,7 @@ def _icmp4_summary(seg: bytes) -> str:
 def _icmp4_extensions(seg: bytes, length: int, out: list[str]) -> None:
     """RFC 4884 multi-part extensions after the quoted datagram (-v), as tcpdump prints them."""
     if len(seg) < _ICMP_EXT_OFFSET + 5:
-        raise _Truncated
+        raise _Stop
     # A zero length field leaves the extension's presence to its checksum (not every sender sets it).
     if seg[5] == 0 and len(seg) >= length and _in_cksum(seg[_ICMP_EXT_OFFSET:length]):
         return
@@ -302,7 +324,7 @@ def _icmp4_extensions(seg: bytes, length: int, out: list[str]) -> None:
     off = _ICMP_EXT_OFFSET + 4
     while hlen > 4:
         if off + 4 > len(seg):
-            raise _Truncated
+            raise _Stop
         obj_len, obj_class, ctype = _HBB(seg, off)
         off += 4
         out.append(f"\n\t  {_ICMP_EXT_OBJECTS.get(obj_class, 'unknown')} Object ({obj_class}), "
@@ -332,14 +354,17 @@ def icmp4_text(seg: bytes, length: int, verbose: int, inner: InnerPrinter, *, fr
     ``verbose`` (-v) adds a wrong-checksum note and, for errors, ``"\\n\\t"`` followed by ``inner`` applied to
     the quoted IP packet (cut to that packet's own total length), then any RFC 4884 extension objects.
     ``fragmented`` is true for the first fragment of a fragmented datagram: tcpdump checks no checksum then.
-    A message cut short by the capture gives tcpdump's ``" [|icmp]"`` (leading space included).
+    A message cut short by the capture gives tcpdump's ``" [|icmp]"`` (leading space included), as a
+    :class:`Jumped` or :class:`Stopped` text (see the module's docstring).
     """
     if len(seg) > length:
         seg = seg[:length]
     try:
         summary = _icmp4_summary(seg)
     except _Truncated:
-        return " [|icmp]"
+        return Jumped(" [|icmp]")
+    except _Stop:
+        return Stopped(" [|icmp]")
     text = f"ICMP {summary}, length {length}"
     if not verbose:
         return text
@@ -356,13 +381,17 @@ def icmp4_text(seg: bytes, length: int, verbose: int, inner: InnerPrinter, *, fr
             ip_len = _u16(seg, 10)
             quoted = inner(bytes(seg[8 : 8 + ip_len]))
             out.append(quoted)
-            if quoted.endswith("]") and " [|" in quoted[-24:]:
-                # The quoted packet ran out of captured bytes: tcpdump's printer stopped the line there.
-                return "".join(out)
+            if type(quoted) is Jumped:
+                # A read past the quoted packet jumped out of icmp_print too: the line ends there.
+                return Jumped("".join(out))
         if length > _ICMP_EXT_OFFSET and icmp_type in _ICMP_MULTIPART:
             _icmp4_extensions(seg, length, out)
     except _Truncated:
         out.append(" [|icmp]")
+        return Jumped("".join(out))
+    except _Stop:
+        out.append(" [|icmp]")
+        return Stopped("".join(out))
     return "".join(out)
 
 
@@ -434,8 +463,11 @@ def _pseudo6(src: str, dst: str, length: int) -> bytes:
 def _fqdn(seg: bytes, off: int, end: int) -> tuple[str, int]:
     """A DNS name in wire format (no compression inside ND options), as "label.label."."""
     labels = []
+    # tcpdump's fqdn_print checks before it reads and returns NULL, which icmp6_opt_print turns into -1.
     while True:
-        n = _u8(seg, off)
+        if off >= len(seg):
+            raise _Stop
+        n = seg[off]
         off += 1
         if n == 0:
             break
@@ -445,7 +477,7 @@ def _fqdn(seg: bytes, off: int, end: int) -> tuple[str, int]:
             labels.append("")
             break
         if off + n > len(seg):
-            raise _Truncated
+            raise _Stop
         labels.append("".join(map(_char, seg[off : off + n])))
         off += n
         if off >= end:
@@ -454,18 +486,19 @@ def _fqdn(seg: bytes, off: int, end: int) -> tuple[str, int]:
 
 
 def _nd_options(seg: bytes, start: int, resid: int, verbose: int, out: list[str]) -> None:
-    """ND options from ``start``, tcpdump's icmp6_opt_print: raises _Truncated where it gives up."""
+    """ND options from ``start``, tcpdump's icmp6_opt_print: raises _Stop where it returns -1 (its caller
+    then prints the mark), _Truncated where a field read jumps out."""
     cp = start
     end = len(seg)
     while cp < end:
         if cp + 2 > end:
-            raise _Truncated
+            raise _Stop
         if resid <= 0:
             return
         opt_type = seg[cp]
         opt_len = seg[cp + 1]
         if opt_len == 0 or cp + (opt_len << 3) > end:
-            raise _Truncated
+            raise _Stop
         size = opt_len << 3
         out.append(f"\n\t  {_ND_OPTIONS.get(opt_type, 'unknown')} option ({opt_type}), length {size} ({opt_len}): ")
         if opt_type == 1 or opt_type == 2:
@@ -499,16 +532,16 @@ def _nd_options(seg: bytes, start: int, resid: int, verbose: int, out: list[str]
             out.append(f" preference {_u16(seg, cp + 4)}, lifetime {_u16(seg, cp + 6)}")
         elif opt_type == 24:
             if cp + 8 > end:
-                raise _Truncated
+                raise _Stop
             if opt_len == 1:
                 raw = bytes(16)
             elif opt_len in (2, 3):
                 n = 8 if opt_len == 2 else 16
                 if cp + 8 + n > end:
-                    raise _Truncated
+                    raise _Truncated  # GET_CPY_BYTES
                 raw = bytes(seg[cp + 8 : cp + 8 + n]).ljust(16, b"\0")
             else:
-                raise _Truncated
+                raise _Stop
             flags = seg[cp + 3]
             out.append(f" {_inet_ntop(_AF_INET6, raw)}/{seg[cp + 2]}")
             out.append(f", pref={_RTPREF[(flags & 0x18) >> 3]}")
@@ -987,7 +1020,7 @@ def icmp6_text(
             elif code == 4:
                 upper = _upper_layer(seg, 8)
                 if upper is None:
-                    raise _Truncated
+                    raise _Stop
                 proto, dport = upper
                 if proto == 6:
                     out.append(f", {_ip6(seg, 32)} tcp port {dport}")
@@ -1008,8 +1041,8 @@ def icmp6_text(
             else:
                 out.append(f", unknown code ({code})")
         elif icmp_type == 4:
-            if len(seg) < 48:
-                raise _Truncated
+            if len(seg) < 48:  # ND_TCHECK_16 of the quoted destination
+                raise _Stop
             words = _PARAMPROB6.get(code)
             if words is None:
                 out.append(f", code-#{code}")
@@ -1081,7 +1114,11 @@ def icmp6_text(
             out.append(f", length {length}")
     except _Truncated:
         out.append(" [|icmp6]")
-    return "".join(out)
+        return Jumped("".join(out))
+    except _Stop:
+        out.append(" [|icmp6]")
+        return Stopped("".join(out))
+    return _marked(out, " [|icmp6]")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1217,12 +1254,12 @@ def igmp_text(seg: bytes, length: int, verbose: int, *, quiet: bool = False) -> 
                 except _Truncated:
                     # Past this point tcpdump names the DVMRP printer in its mark.
                     out.append(" [|dvmrp]")
-                    return "".join(out)
+                    return Jumped("".join(out))
         elif igmp_type == 0x14:
             out.append("igmp pimv1")
             if len(seg) < 2:
                 out.append(" [|pimv1]")
-                return "".join(out)
+                return Jumped("".join(out))
             out.append(f" {_PIMV1_TYPES.get(seg[1]) or f'[type {seg[1]}]'}")
         elif igmp_type == 0x1E:
             _mtrace(seg, "mresp", length, out)
@@ -1233,5 +1270,7 @@ def igmp_text(seg: bytes, length: int, verbose: int, *, quiet: bool = False) -> 
         if verbose and length >= 4 and len(seg) >= length and _in_cksum(seg[:length]):
             out.append(f" bad igmp cksum {_u16(seg, 2):x}!")
     except _Truncated:
+        # print-igmp.c (and the DVMRP and PIMv1 printers it hands over to) only read with GET_ macros.
         out.append(" [|igmp]")
+        return Jumped("".join(out))
     return "".join(out)

@@ -8,7 +8,9 @@ header. Printers that return text cannot jump, so they say it with the type of t
 * :class:`Jumped` -- tcpdump jumped out here (the text ends with its mark);
 * :class:`Stopped` -- tcpdump printed the mark itself and returned normally (a ``goto trunc``).
 
-A plain ``str`` leaves it to the line printer, which takes a trailing `` [|proto]`` for a jump.
+A plain ``str`` means tcpdump returned normally (any mark inside it was printed in place). A printer
+returns text of one of these types exactly when it stops, so the -x dump after its line starts where
+tcpdump's does: after a :class:`Jumped` text at the frame's first byte, otherwise after the link header.
 """
 
 from __future__ import annotations
