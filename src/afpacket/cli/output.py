@@ -178,27 +178,30 @@ class LineWriter:
         strftime, localtime = time.strftime, time.localtime
         sec_now, clock = -1, ""
         n = 0
-        for rec in records:
-            text = line(rec.data, rec.wire_len, rec.linktype)
-            n += 1
-            if simple and text[:1] != "[":
-                sec, frac = divmod(rec.timestamp_ns, 1_000_000_000)
-                if sec != sec_now:
-                    sec_now, clock = sec, strftime("%H:%M:%S", localtime(sec))
-                append(f"{clock}.{frac // 1000:06d} {text}\n")
-            else:
-                self.count = n
-                append(f"{self._head(rec.timestamp_ns, text)}{text}\n")
-            if flush_each or len(out) >= 256:
+        try:
+            for rec in records:
+                text = line(rec.data, rec.wire_len, rec.linktype)
+                n += 1
+                if simple and text[:1] != "[":
+                    sec, frac = divmod(rec.timestamp_ns, 1_000_000_000)
+                    if sec != sec_now:
+                        sec_now, clock = sec, strftime("%H:%M:%S", localtime(sec))
+                    append(f"{clock}.{frac // 1000:06d} {text}\n")
+                else:
+                    self.count = n
+                    append(f"{self._head(rec.timestamp_ns, text)}{text}\n")
+                if flush_each or len(out) >= 256:
+                    write("".join(out))
+                    out.clear()
+                    if flush_each:
+                        self.stream.flush()
+                if n == limit:
+                    break
+        finally:
+            # lines already made go out even when the file ends in a broken record (an error follows)
+            if out:
                 write("".join(out))
-                out.clear()
-                if flush_each:
-                    self.stream.flush()
-            if n == limit:
-                break
-        if out:
-            write("".join(out))
-        self.count = n
+            self.count = n
         return n
 
 
@@ -219,9 +222,5 @@ def make_writer(
         kwargs["ifname"] = ifname
     if no_checksums:
         kwargs["verify_checksums"] = False
-    try:
-        printer = LinePrinter(**kwargs)
-    except TypeError:  # a printer without the checksum switch: -K then only affects what it verifies
-        kwargs.pop("verify_checksums", None)
-        printer = LinePrinter(**kwargs)
+    printer = LinePrinter(**kwargs)
     return LineWriter(printer, time_level=time_level, precision=precision, number=number, flush_each=flush_each)

@@ -157,7 +157,8 @@ class LinePrinter:
     ``line(data, wire_len, linktype)`` returns exactly what tcpdump prints after the timestamp and the
     space that follows it, without the final newline (several lines for ``-v`` and the dumps).
     Options mirror tcpdump's: ``link`` (-e), ``verbose`` (-v: 1, -vv: 2, -vvv: 3), ``quiet`` (-q),
-    ``absolute_seq`` (-S), ``dump`` ("x", "xx", "X", "XX", "A" or "AA" for -x/-xx/-X/-XX/-A/-AA).
+    ``absolute_seq`` (-S), ``dump`` ("x", "xx", "X", "XX", "A" or "AA" for -x/-xx/-X/-XX/-A/-AA),
+    ``verify_checksums`` (False for -K: with -v, IP, TCP and UDP checksums are not checked or printed).
     ``ifname(ifindex)`` names interfaces for Linux cooked v2 (``-i any``) lines; the default asks the
     kernel (``socket.if_indextoname``) and prints "?" for an index it does not know.
 
@@ -180,6 +181,7 @@ class LinePrinter:
         absolute_seq: bool = False,
         dump: str | None = None,
         ifname: Callable[[int], str] | None = None,
+        verify_checksums: bool = True,
     ) -> None:
         if dump is not None and dump not in DUMP_MODES:
             from ..errors import ArgumentError
@@ -190,6 +192,7 @@ class LinePrinter:
 
             raise ArgumentError(f"LinePrinter(verbose={verbose!r}): a count of -v flags (0, 1, 2, 3)")
         self._abs = absolute_seq
+        self._ck = verify_checksums
         self._dump = dump
         self._e = link
         self._v = verbose
@@ -845,7 +848,7 @@ class LinePrinter:
                     out.append(" [truncated-option]")
                     bad_options = True
                 out.append(")")
-            if off + hlen <= end:
+            if self._ck and off + hlen <= end:
                 s = checksum_of(data[off : off + hlen])
                 if s:
                     out.append(f", bad cksum {ip.checksum:x} (->{_shouldbe(ip.checksum, s):x})!")
@@ -1330,7 +1333,7 @@ class LinePrinter:
         if hlen > length:
             out.append(f" [bad hdr length {hlen} - too long, > {length}]")
             return
-        if self._v and not fragmented and off + length <= end:
+        if self._v and self._ck and not fragmented and off + length <= end:
             s = checksum_of(self._pseudo(data, ip, iph, v4, 6, length), data[off : off + length])
             out.append(f", cksum 0x{t[7]:04x}" + (f" (incorrect -> 0x{_shouldbe(t[7], s):04x})" if s else " (correct)"))
         length -= hlen
@@ -1597,7 +1600,7 @@ class LinePrinter:
             return
         out.append(prefix)
         v = self._v
-        if v and not fragmented:
+        if v and self._ck and not fragmented:
             if v4 and v > 1:
                 if end - off < 8:
                     raise _Trunc("udp")
