@@ -181,8 +181,9 @@ def capture_corpus(path: Path) -> None:
             dns.wait(timeout=10)
 
 
-def replicate(corpus: Path, out: Path, packets: int) -> dict[str, int]:
-    """``packets`` frames: the corpus again and again, each round with other IPv4/IPv6/ARP addresses."""
+def replicate(corpus: Path, out: Path, packets: int, distinct: int = 0) -> dict[str, int]:
+    """``packets`` frames: the corpus again and again, each round with other IPv4/IPv6/ARP addresses
+    (with ``distinct``, the addresses of round ``r % distinct``: at most that many rounds' connections)."""
     frames = [(r.data, r.wire_len) for r in open_reader(corpus)]
     if not frames:
         sys.exit("FATAL: the corpus capture is empty")
@@ -192,7 +193,8 @@ def replicate(corpus: Path, out: Path, packets: int) -> dict[str, int]:
         n = 0
         rnd = 0
         while n < packets:
-            hi, lo = (rnd >> 8) & 0xFF, rnd & 0xFF
+            a = rnd % distinct if distinct else rnd
+            hi, lo = (a >> 8) & 0xFF, a & 0xFF
             for data, wire_len in frames:
                 if n == packets:
                     break
@@ -234,6 +236,9 @@ def main() -> None:
     ap.add_argument("--scapy-packets", type=int, default=100_000, help="frames scapy reads (default 100,000)")
     ap.add_argument("--dir", default="/var/tmp", help="where the temp dir with the files goes")
     ap.add_argument("--keep", action="store_true", help="keep the files (and print where)")
+    ap.add_argument("--distinct", type=int, default=0,
+                    help="reuse the addresses of this many rounds (default 0: every round new). tcpdump's cost per "
+                    "line grows with the TCP connections it has seen; this bounds them")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("FATAL: run as root (the corpus is captured in network namespaces)")
@@ -247,10 +252,11 @@ def main() -> None:
     try:
         corpus, big = tmp / "corpus.pcap", tmp / "mixed.pcap"
         capture_corpus(corpus)
-        kinds = replicate(corpus, big, args.packets)
+        kinds = replicate(corpus, big, args.packets, args.distinct)
         n = args.packets
         print(f"corpus: {sum(1 for _ in open_reader(corpus))} real frames; file: {n:,} frames "
-              f"({', '.join(f'{k} {v:,}' for k, v in sorted(kinds.items()))}), {big.stat().st_size / 1e6:.0f} MB")
+              f"({', '.join(f'{k} {v:,}' for k, v in sorted(kinds.items()))}), {big.stat().st_size / 1e6:.0f} MB, "
+              f"{'every round new addresses' if not args.distinct else f'{args.distinct} rounds of addresses'}")
 
         rows: list[tuple[str, int, float]] = []
         rows.append(("tcpdump -n -r FILE", n, timed(["tcpdump", "-n", "-r", str(big)])))
