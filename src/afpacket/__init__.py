@@ -1,5 +1,7 @@
 """afpacket: line-rate packet capture and transmission through AF_PACKET sockets with PACKET_MMAP rings."""
 
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
 from .errors import (
     AfPacketError,
@@ -69,17 +71,30 @@ __all__ += [
 ]
 
 
-# afpacket.decode(frame) is the function; the decoders and the tcpdump printer live in afpacket.dissect.
-from . import dissect  # noqa: E402
-from .dissect import Decoded, Flow, LinePrinter, decode  # noqa: E402
+# afpacket.decode(frame) is the function; the decoders and the tcpdump printer live in afpacket.dissect,
+# loaded on first use (a capture that only writes files never needs them).
+_DISSECT_NAMES = ("Decoded", "Flow", "LinePrinter", "decode")
+__all__ += [*_DISSECT_NAMES, "dissect"]
 
-__all__ += ["Decoded", "Flow", "LinePrinter", "decode", "dissect"]
+if TYPE_CHECKING:
+    from . import dissect as dissect
+    from .dissect import Decoded as Decoded
+    from .dissect import Flow as Flow
+    from .dissect import LinePrinter as LinePrinter
+    from .dissect import decode as decode
 
 
-def __getattr__(name: str) -> str:
+def __getattr__(name: str) -> Any:
     # IMPLEMENTATION follows afpacket.ring.use() (tests switch cores), so it is looked up, not copied.
     if name == "IMPLEMENTATION":
         from . import ring
 
         return ring.IMPLEMENTATION
+    if name == "dissect" or name in _DISSECT_NAMES:
+        import importlib
+
+        module = importlib.import_module(".dissect", __name__)
+        value = module if name == "dissect" else getattr(module, name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'afpacket' has no attribute {name!r}")
