@@ -912,10 +912,32 @@ class Transmitter:
                 pass  # the exception in flight says more
 
     def __del__(self) -> None:
-        if not getattr(self, "closed", True):
+        if getattr(self, "closed", True):
+            return
+        # Dropped without close() (garbage collection, interpreter exit): send what is queued, as close()
+        # would, and say so. Discarding queued frames silently would lose data without a trace.
+        try:
+            pending = self._busy_slots()
+        except Exception:
+            pending = 0
+        try:
+            self.close()
+            outcome = "sent"
+        except Exception as e:  # the link went away, or the frames did not leave within the timeout
+            outcome = f"possibly not sent ({e})"
             try:
                 self._release()
             except Exception:
+                pass
+        if pending:
+            try:
+                warnings.warn(
+                    f"Transmitter on {self.interface} was dropped without close(): its {pending} queued frame(s) "
+                    f"were {outcome} as it was released; use `with Transmitter(...)` or call close()",
+                    TransmitWarning,
+                    stacklevel=2,
+                )
+            except Exception:  # interpreter shutdown: the warnings machinery may be gone
                 pass
 
 
