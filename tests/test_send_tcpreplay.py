@@ -494,7 +494,7 @@ def test_live_progress_only_on_a_terminal_and_not_with_q(net: VethPair, tmp_path
         (["-l", "-1"], 2, "-1 is not in the range x>=0"),
         (["-L", "0"], 2, "0 is not in the range x>=1"),
         (["-t", "-p", "100"], 2, "give at most one of -t/--topspeed, -x/--multiplier, -p/--pps, -M/--mbps"),
-        (["--dst-mac", "zz"], 1, "'zz' is not a MAC address"),
+        (["--dst-mac", "zz"], 2, "'zz' is not a MAC address"),
         (["{missing}"], 1, "{missing}: No such file or directory"),
         (["{notpcap}"], 1, "not a pcap or pcapng file"),
     ],

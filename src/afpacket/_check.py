@@ -14,6 +14,14 @@ from collections.abc import Iterable
 
 from .errors import ArgumentError
 
+#: The longest duration or rotation period accepted, in seconds (about 31 years): beyond it a deadline
+#: is no longer a usable number (``1e308`` seconds overflows when turned into milliseconds or nanoseconds).
+MAX_SECONDS = 1e9
+#: The longest wait a ``timeout`` may ask for: poll() takes a C int of milliseconds, so about 24.8 days.
+MAX_WAIT = (2**31 - 1) // 1000
+#: Parameters that end up as one poll() timeout, so :data:`MAX_WAIT` bounds them.
+_WAITS = frozenset({"timeout", "poll_timeout"})
+
 
 def _type_name(value: object) -> str:
     return type(value).__name__
@@ -23,19 +31,29 @@ def _at(where: str) -> str:
     return f"{where}: " if where else ""
 
 
-def seconds(where: str, name: str, value: object, *, allow_zero: bool = True) -> float | None:
-    """``value`` as float seconds, or None. Refuses booleans, non-numbers, NaN, infinities and
-    negative values (and 0 unless ``allow_zero``)."""
+def seconds(
+    where: str, name: str, value: object, *, allow_zero: bool = True, optional: bool = True
+) -> float | None:
+    """``value`` as float seconds, or None. Refuses booleans, non-numbers, NaN, infinities,
+    negative values (and 0 unless ``allow_zero``), and values above :data:`MAX_SECONDS`
+    (:data:`MAX_WAIT` for a ``timeout``), which would overflow further down."""
+    none = " (None for no limit)" if optional else ""
     if value is None:
+        if not optional:
+            raise TypeError(f"{_at(where)}{name} must be a number of seconds, not None")
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{_at(where)}{name} must be a number of seconds or None, not {_type_name(value)}")
+        or_none = " or None" if optional else ""
+        raise TypeError(f"{_at(where)}{name} must be a number of seconds{or_none}, not {_type_name(value)}")
     f = float(value)
     if math.isnan(f) or math.isinf(f) or f < 0 or (f == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ArgumentError(
-            f"{_at(where)}{name} must be a finite number of seconds {bound} (None for no limit), got {value!r}"
+            f"{_at(where)}{name} must be a finite number of seconds {bound}{none}, got {value!r}"
         )
+    limit = MAX_WAIT if name in _WAITS else MAX_SECONDS
+    if f > limit:
+        raise ArgumentError(f"{_at(where)}{name} must be at most {limit:.0f} seconds{none}, got {value!r}")
     return f
 
 
@@ -45,15 +63,16 @@ def count(where: str, name: str, value: object, *, allow_zero: bool = True, opti
         if not optional:
             raise TypeError(f"{_at(where)}{name} must be an integer, not None")
         return None
+    or_none, none = (" or None", " (None for no limit)") if optional else ("", "")
     if isinstance(value, bool):
-        raise TypeError(f"{_at(where)}{name} must be an integer or None, not bool")
+        raise TypeError(f"{_at(where)}{name} must be an integer{or_none}, not bool")
     try:
         n = operator.index(value)  # type: ignore[arg-type]
     except TypeError:
-        raise TypeError(f"{_at(where)}{name} must be an integer or None, not {_type_name(value)}") from None
+        raise TypeError(f"{_at(where)}{name} must be an integer{or_none}, not {_type_name(value)}") from None
     if n < 0 or (n == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ArgumentError(f"{_at(where)}{name} must be {bound} (None for no limit), got {n}")
+        raise ArgumentError(f"{_at(where)}{name} must be {bound}{none}, got {n}")
     return n
 
 

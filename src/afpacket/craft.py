@@ -220,7 +220,7 @@ class FlowSpec:
         """
         if flows < 1:
             raise AfPacketError(f"the number of flows must be at least 1, got {flows}")
-        base = int(ipaddress.IPv4Address(self.src_ip))
+        base = int.from_bytes(ip_bytes(self.src_ip), "big")  # a malformed address: AfPacketError
         out = []
         for i in range(flows):
             out.append(

@@ -271,6 +271,15 @@ class Transmitter:
     ) -> None:
         if interface == "any":
             raise AfPacketError("transmitting needs a named interface, not 'any'")
+        # Numbers checked here, before any socket: a 0 or a float would otherwise fail deep in the
+        # geometry arithmetic (ZeroDivisionError) or be carried into the kernel request.
+        where = "Transmitter()"
+        _check.count(where, "version", version, optional=False)
+        _check.count(where, "frame_size", frame_size, allow_zero=False, optional=False)
+        _check.count(where, "frame_count", frame_count, allow_zero=False, optional=False)
+        for name, value in (("qdisc_bypass", qdisc_bypass), ("loss", loss), ("tx_has_off", tx_has_off),
+                            ("timestamps", timestamps)):
+            _check.flag(where, name, value)
         geometry = RingGeometry.for_transmit(version, frame_size, frame_count)
         psock = PacketSocket(interface, sock_type=sock_type, protocol=0)
         try:
@@ -345,6 +354,8 @@ class Transmitter:
         timeout: float,
     ) -> None:
         assert psock.tx is not None and psock.map is not None
+        timeout = _check.seconds("Transmitter", "timeout", timeout, allow_zero=False, optional=False)  # type: ignore[assignment]
+        _check.count("Transmitter", "batch", batch, allow_zero=False)
         geom = psock.tx
         self._psock = psock
         self._owns_socket = owns_socket

@@ -8,6 +8,7 @@ current second is kept and only the fraction is formatted per packet.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -23,6 +24,58 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: tcpdump's largest snapshot length; ``-s 0`` means it, as in tcpdump
 MAX_SNAPLEN = 262144
+
+#: What a packet line shows, as tcpdump does, for a time stamp the C library cannot turn into a date
+#: (a crafted or corrupt file: years beyond 9999, or seconds beyond time_t).
+TIME_ERROR = "[Error converting time]"
+
+if TYPE_CHECKING:  # click >= 8.2 makes ParamType generic; older versions cannot subscript it at run time
+    _FloatParam = click.ParamType[float]
+else:
+    _FloatParam = click.ParamType
+
+
+class PositiveFloat(_FloatParam):
+    """A finite number above zero (``zero``: at or above zero), within ``minimum``..``maximum`` when given.
+
+    click's FloatRange lets ``nan`` and ``inf`` through, which later fail deep inside a loop or a
+    conversion; this refuses them at the option, so the user gets one line naming it and exit 2.
+    """
+
+    name = "number"
+
+    def __init__(
+        self, zero: bool = False, minimum: float | None = None, why: str = "", maximum: float | None = None
+    ) -> None:
+        self.zero = zero
+        self.minimum = minimum
+        self.maximum = maximum
+        self.why = why
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float) and math.isfinite(value):
+            v = value  # a default, or a value converted already
+        else:
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(v) or v < 0 or (v == 0 and not self.zero):
+            self.fail(f"{value!r} must be a finite number {'>= 0' if self.zero else '> 0'}", param, ctx)
+        if self.minimum is not None and v < self.minimum:
+            self.fail(f"{value!r} is below the minimum {self.minimum:g}{self.why}", param, ctx)
+        if self.maximum is not None and v > self.maximum:
+            self.fail(f"{value!r} is above the maximum {self.maximum:g}", param, ctx)
+        return v
+
+
+def local_clock(fmt: str, sec: int) -> str | None:
+    """``sec`` formatted by strftime in local time, or None when the C library cannot (out of range)."""
+    try:
+        return time.strftime(fmt, time.localtime(sec))
+    except (OverflowError, OSError, ValueError):
+        return None
+
 
 _DUMP_MODES = {(1, 0, False): "x", (2, 0, False): "xx", (0, 1, False): "X", (0, 2, False): "XX"}
 
@@ -91,7 +144,9 @@ def check_time_level(level: int) -> None:
 def clock_text(ts_ns: int, nano: bool = False) -> str:
     """``HH:MM:SS.ffffff`` (``nano``: 9 digits) in local time: tcpdump's default timestamp."""
     sec, frac = divmod(ts_ns, 1_000_000_000)
-    clock = time.strftime("%H:%M:%S", time.localtime(sec))
+    clock = local_clock("%H:%M:%S", sec)
+    if clock is None:
+        return TIME_ERROR
     return f"{clock}.{frac:09d}" if nano else f"{clock}.{frac // 1000:06d}"
 
 
@@ -127,7 +182,7 @@ class LineWriter:
         self._first = 0
         self._prev = 0
         self._sec = -1
-        self._clock = ""
+        self._clock: str | None = ""
 
     def _stamp(self, ts_ns: int) -> str:
         level = self.time_level
@@ -138,7 +193,9 @@ class LineWriter:
             if sec != self._sec:
                 self._sec = sec
                 fmt = "%Y-%m-%d %H:%M:%S" if level == 4 else "%H:%M:%S"
-                self._clock = time.strftime(fmt, time.localtime(sec))
+                self._clock = local_clock(fmt, sec)
+            if self._clock is None:
+                return f"{TIME_ERROR} "
             return f"{self._clock}.{frac:09d} " if self.nano else f"{self._clock}.{frac // 1000:06d} "
         if level == 2:
             sec, frac = divmod(ts_ns, 1_000_000_000)
@@ -175,7 +232,6 @@ class LineWriter:
         simple = self.time_level == 0 and not self.nano and not self.number
         out: list[str] = []
         append = out.append
-        strftime, localtime = time.strftime, time.localtime
         sec_now, clock = -1, ""
         n = 0
         try:
@@ -185,8 +241,11 @@ class LineWriter:
                 if simple and text[:1] != "[":
                     sec, frac = divmod(rec.timestamp_ns, 1_000_000_000)
                     if sec != sec_now:
-                        sec_now, clock = sec, strftime("%H:%M:%S", localtime(sec))
-                    append(f"{clock}.{frac // 1000:06d} {text}\n")
+                        sec_now, clock = sec, local_clock("%H:%M:%S", sec) or ""
+                    if clock:
+                        append(f"{clock}.{frac // 1000:06d} {text}\n")
+                    else:
+                        append(f"{TIME_ERROR} {text}\n")
                 else:
                     self.count = n
                     append(f"{self._head(rec.timestamp_ns, text)}{text}\n")

@@ -18,7 +18,7 @@ import sys
 import time
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .. import abi
-from ..craft import REBUILDABLE_LINKTYPES, FlowSpec, ethernet_from, mac_bytes
+from ..craft import REBUILDABLE_LINKTYPES, FlowSpec, ethernet_from, ip_bytes, mac_bytes
 from ..errors import AfPacketError
 from ..interfaces import lookup
 from ..pacing import Pacer, wait_until
@@ -37,7 +37,7 @@ from . import main
 
 if TYPE_CHECKING:
     from ..dissect import LinePrinter
-from .output import clock_text
+from .output import PositiveFloat, clock_text
 from .report import LiveStatus, write_stats_json
 
 #: With a rate limit, bursts are sized so that the ring is kicked at most this often per second.
@@ -53,30 +53,6 @@ _PORT_PROTOCOLS = (6, 17, 132)
 _USAGE = 2
 
 
-if TYPE_CHECKING:  # click >= 8.2 makes ParamType generic; older versions cannot subscript it at run time
-    _FloatParam = click.ParamType[float]
-else:
-    _FloatParam = click.ParamType
-
-
-class _Positive(_FloatParam):
-    """A finite float above zero (or at or above zero): click's FloatRange lets nan and inf through."""
-
-    name = "number"
-
-    def __init__(self, zero: bool = False) -> None:
-        self.zero = zero
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number", param, ctx)
-        if not math.isfinite(v) or v < 0 or (v == 0 and not self.zero):
-            self.fail(f"{value!r} must be a finite number {'>= 0' if self.zero else '> 0'}", param, ctx)
-        return v
-
-
 _version_option = click.option(
     "--tpacket-version", "version", type=click.IntRange(1, 3), default=2, show_default=True,
     help="TX ring version (V2 is the best supported; V3 TX needs Linux 4.11).",
@@ -90,6 +66,25 @@ _json_option = click.option(
     "--stats-json", "stats_json", metavar="FILE",
     help="Also write the closing summary as one JSON object to FILE ('-': standard output).",
 )
+
+
+def _address(parse: Callable[[str], bytes]) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
+    """An option callback that refuses a malformed address at parse time (exit 2, the option named),
+    before any interface is opened; the text itself is kept, as the commands take it."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                parse(value)
+            except AfPacketError as e:
+                raise click.BadParameter(str(e), ctx, param) from None
+        return value
+
+    return check
+
+
+_check_mac = _address(mac_bytes)
+_check_ipv4 = _address(ip_bytes)
 
 
 def _fail(message: str) -> None:
@@ -337,13 +332,13 @@ def _finish(
 @click.option("-c", "--count", type=click.IntRange(min=1), required=True, help="Number of frames to send.")
 @click.option("--size", type=click.IntRange(min=42), default=60, show_default=True,
               help="Frame length in bytes, link header included, FCS excluded.")
-@click.option("-p", "--pps", type=_Positive(), help="Rate in packets/s (default: top speed).")
+@click.option("-p", "--pps", type=PositiveFloat(), help="Rate in packets/s (default: top speed).")
 @click.option("--flows", type=click.IntRange(min=1), default=1, show_default=True,
               help="Number of flows: source address and port are incremented per flow.")
-@click.option("--src-mac", help="Source MAC (default: the interface's).")
-@click.option("--dst-mac", default="ff:ff:ff:ff:ff:ff", show_default=True)
-@click.option("--src-ip", default="198.18.0.1", show_default=True)
-@click.option("--dst-ip", default="198.18.0.2", show_default=True)
+@click.option("--src-mac", callback=_check_mac, help="Source MAC (default: the interface's).")
+@click.option("--dst-mac", default="ff:ff:ff:ff:ff:ff", show_default=True, callback=_check_mac)
+@click.option("--src-ip", default="198.18.0.1", show_default=True, callback=_check_ipv4)
+@click.option("--dst-ip", default="198.18.0.2", show_default=True, callback=_check_ipv4)
 @click.option("--sport", type=click.IntRange(0, 65535), default=1024, show_default=True)
 @click.option("--dport", type=click.IntRange(0, 65535), default=9, show_default=True)
 @click.option("--vlan", type=click.IntRange(0, 4095), help="Add an 802.1Q tag with this VLAN id.")
@@ -669,25 +664,26 @@ class _Replay:
 @click.option("-r", "--read", "read_files", multiple=True, metavar="FILE",
               help="pcap or pcapng file to replay (same as a plain argument; may be repeated).")
 @click.option("-t", "--topspeed", is_flag=True, help="Replay as fast as possible.")
-@click.option("-x", "--multiplier", type=_Positive(), help="Replay X times faster than captured (1 = original timing).")
-@click.option("-p", "--pps", type=_Positive(), help="Replay at this many packets/s.")
-@click.option("-M", "--mbps", type=_Positive(), help="Replay at this many megabits/s (frame bytes, no FCS).")
+@click.option("-x", "--multiplier", type=PositiveFloat(),
+              help="Replay X times faster than captured (1 = original timing).")
+@click.option("-p", "--pps", type=PositiveFloat(), help="Replay at this many packets/s.")
+@click.option("-M", "--mbps", type=PositiveFloat(), help="Replay at this many megabits/s (frame bytes, no FCS).")
 @click.option("-l", "--loop", type=click.IntRange(min=0), default=1, show_default=True,
               help="Replay the files N times; 0 loops forever (end with --duration, -L or Ctrl-C).")
 @click.option("--loopdelay-ms", type=click.IntRange(min=0), default=0, help="Pause between loops, in milliseconds.")
 @click.option("-L", "--limit", type=click.IntRange(min=1), help="Stop after sending this many packets.")
-@click.option("--duration", type=_Positive(), help="Stop after this many seconds.")
+@click.option("--duration", type=PositiveFloat(), help="Stop after this many seconds.")
 @click.option("-K", "--preload-pcap", "preload", is_flag=True,
               help="Read (and rebuild) every packet into memory before sending, so file reading costs no time.")
-@click.option("--stats", "stats_every", type=_Positive(zero=True), metavar="N",
+@click.option("--stats", "stats_every", type=PositiveFloat(zero=True), metavar="N",
               help="Print statistics every N seconds (0: after every loop).")
 @click.option("-v", "--verbose", is_flag=True, help="Print a tcpdump-style line for every packet sent (stdout).")
 @_quiet_option
 @_json_option
 @click.option("--no-flow-stats", is_flag=True, help="Do not track flows (saves a little time per packet).")
-@click.option("--dst-mac", default="ff:ff:ff:ff:ff:ff", show_default=True,
+@click.option("--dst-mac", default="ff:ff:ff:ff:ff:ff", show_default=True, callback=_check_mac,
               help="Destination MAC of frames rebuilt from cooked/raw-IP captures.")
-@click.option("--src-mac",
+@click.option("--src-mac", callback=_check_mac,
               help="Source MAC of rebuilt frames (default: the cooked header's address, else the interface's).")
 @_version_option
 @_bypass_option

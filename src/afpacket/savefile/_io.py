@@ -55,8 +55,13 @@ class Sink:
                 except OSError as e:
                     raise SavefileError(f"cannot create {self.name}: {e.strerror}") from None
                 self._owned = True
-        else:
+        elif callable(getattr(target, "write", None)):
             self._file = target
+        else:
+            # refused here, by name, rather than as an AttributeError at the first record written
+            raise TypeError(
+                f"a savefile target must be a path, '-' or a binary file object, not {type(target).__name__}"
+            )
         self._write = self._file.write
         # Only a raw (unbuffered) file tells exactly how much of a failed write reached the disk.
         self._exact = self._owned or isinstance(self._file, io.RawIOBase)
@@ -138,8 +143,13 @@ class Source:
                 except OSError as e:
                     raise SavefileError(f"cannot open {self.name}: {e.strerror}") from None
                 self._owned = True
-        else:
+        elif callable(getattr(target, "read", None)):
             self._file = target
+        else:
+            # refused here, by name, rather than as an AttributeError from the first read
+            raise TypeError(
+                f"a savefile source must be a path, '-' or a binary file object, not {type(target).__name__}"
+            )
         self._read = self._file.read
         self.offset = 0
 
