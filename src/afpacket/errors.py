@@ -33,7 +33,8 @@ class InterfaceNotFoundError(AfPacketError):
 
 
 class PermissionDeniedError(AfPacketError, PermissionError):
-    """The process lacks CAP_NET_RAW (or CAP_NET_ADMIN for some options)."""
+    """The process lacks CAP_NET_RAW, the only capability afpacket needs (opening the socket; promiscuous
+    mode through PACKET_ADD_MEMBERSHIP, PACKET_QDISC_BYPASS, fanout and PACKET_TIMESTAMP need no other)."""
 
 
 class RingGeometryError(AfPacketError, ValueError):
@@ -101,8 +102,10 @@ def os_error(action: str, err: OSError, interface: str | None = None) -> AfPacke
     code = err.errno
     if code in (_errno.EPERM, _errno.EACCES):
         return PermissionDeniedError(
-            f"{action}{where} was refused ({err.strerror}): AF_PACKET sockets need CAP_NET_RAW; "
-            "run as root, or grant it with `setcap cap_net_raw,cap_net_admin=eip $(readlink -f $(which python3))`"
+            f"{action}{where} was refused ({err.strerror}): AF_PACKET sockets need CAP_NET_RAW (and nothing "
+            "else); run as root (with -Z USER to drop it once the capture is open), or give CAP_NET_RAW alone "
+            "to a dedicated interpreter copy in a venv (`setcap cap_net_raw=eip /path/to/venv/bin/python3.11`, "
+            "never the system python3), or run under systemd with AmbientCapabilities=CAP_NET_RAW"
         )
     if code in (_errno.ENODEV, _errno.ENXIO):
         return InterfaceNotFoundError(

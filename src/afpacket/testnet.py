@@ -14,7 +14,7 @@ import os
 import subprocess
 from types import TracebackType
 
-from .errors import AfPacketError
+from .errors import AfPacketError, ArgumentError
 
 _counter = itertools.count()
 
@@ -44,10 +44,39 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def _sysctl(path: str, value: str, netns: str | None = None) -> None:
-    cmd = ["sh", "-c", f"echo {value} > {path}"]
-    if netns:
-        cmd = ["ip", "netns", "exec", netns, *cmd]
-    subprocess.run(cmd, check=False, capture_output=True)
+    """Write ``value`` to the /proc/sys file ``path``, inside ``netns`` when given; failures are ignored.
+
+    No shell: ``tee`` gets the path as one argument and the value on stdin, so an interface name can
+    never become a command (``/proc/sys/net`` shows the namespace of whoever opens it, hence ``tee``
+    run through ``ip netns exec`` rather than an open() here).
+    """
+    if netns is None:
+        try:
+            with open(path, "w") as f:
+                f.write(value)
+        except OSError:
+            pass
+        return
+    subprocess.run(["ip", "netns", "exec", netns, "tee", path], input=value, text=True, check=False,
+                   capture_output=True)
+
+
+#: Longest ``prefix``: with a 5-digit pid, a serial and the end's letter the names stay within the
+#: kernel's 15 bytes (IFNAMSIZ - 1), so the outer and inner names are never cut to the same string.
+MAX_PREFIX = 6
+
+
+def _check_prefix(prefix: object) -> str:
+    """``prefix`` if it is 1 to MAX_PREFIX ASCII letters or digits, else ArgumentError: it goes into
+    interface and namespace names, which ``ip`` takes as they are."""
+    if not isinstance(prefix, str):
+        raise TypeError(f"VethPair(): prefix must be a str, not {type(prefix).__name__}")
+    if not (1 <= len(prefix) <= MAX_PREFIX and prefix.isascii() and prefix.isalnum()):
+        raise ArgumentError(
+            f"VethPair(): prefix {prefix!r} is not usable: give 1 to {MAX_PREFIX} ASCII letters or digits "
+            "(it starts interface and namespace names)"
+        )
+    return prefix
 
 
 class VethPair:
@@ -58,6 +87,7 @@ class VethPair:
 
     - ``prefix`` starts the namespace and interface names, followed by the process id and a serial
       number, so pairs made by parallel tests never collide (names are cut to the kernel's 15 bytes).
+      It must be 1 to 6 ASCII letters or digits (ArgumentError otherwise, before anything runs).
     - ``addresses``: put a /30 from the RFC 2544 range on the two ends (``outer_ip``, ``inner_ip``)
       with static neighbour entries; False leaves both ends without addresses, so the kernel sends
       nothing of its own on the link.
@@ -73,6 +103,7 @@ class VethPair:
     """
 
     def __init__(self, prefix: str = "afp", *, addresses: bool = True, mtu: int | None = None) -> None:
+        prefix = _check_prefix(prefix)
         serial = next(_counter)
         tag = f"{os.getpid() % 100000}{serial}"
         self.outer_ip, self.inner_ip = _subnet(serial)

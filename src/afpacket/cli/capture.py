@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sys
@@ -13,9 +14,11 @@ from typing import Any
 
 import click
 
+from .._check import MAX_SECONDS
 from ..errors import AfPacketError
 from ..filter import BpfProgram, compile_filter, with_direction
 from ..interfaces import ANY, capture_order, default_interface, list_interfaces, lookup, status_words
+from ..privileges import drop_privileges, lookup_user, writable_as
 from ..rx import Capture
 from ..savefile.linktype import (
     LINKTYPE_LINUX_SLL,
@@ -26,11 +29,15 @@ from ..savefile.linktype import (
 )
 from ..tofile import CaptureFile, format_for, open_for
 from . import main
-from .output import MAX_SNAPLEN, filter_expression, make_writer, printing_options
+from .output import MAX_SNAPLEN, PositiveFloat, filter_expression, make_writer, printing_options
 from .report import LiveStatus, write_stats_json
 
 #: Signals that end a capture cleanly between packets (the file ends with a whole record), as in tcpdump.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+#: The smallest -C file, in bytes: a file must hold at least a header and a record or two, else a
+#: tiny value (``-C 0.000001``) makes a new file for every packet, thousands of them.
+MIN_FILE_SIZE = 4096
+_MIN_FILE_WHY = f" ({MIN_FILE_SIZE} bytes; -C counts millions of bytes, as in tcpdump)"
 
 
 def fail(message: str) -> None:
@@ -141,7 +148,7 @@ class _Progress:
               help="Don't put the interface into promiscuous mode (it is, by default, like tcpdump).")
 @click.option("-Q", "--direction", type=click.Choice(["in", "out", "inout"]), default="inout", show_default=True,
               help="Capture packets received, sent, or both.")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
+@click.option("--duration", type=PositiveFloat(maximum=MAX_SECONDS), help="Stop after this many seconds.")
 @click.option("-D", "--list-interfaces", "list_only", is_flag=True, help="List interfaces and exit.")
 @click.option("-L", "--list-data-link-types", "list_dlts", is_flag=True,
               help="List the link types the interface can record and exit.")
@@ -152,14 +159,17 @@ class _Progress:
               help="Savefile format for -w (default: from FILE's extension, .pcapng → pcapng, else pcap).")
 @click.option("-U", "--packet-buffered", is_flag=True,
               help="Flush each packet: to the -w file, or each printed line to stdout.")
-@click.option("-C", "file_size_mb", type=click.FloatRange(min=0, min_open=True),
+@click.option("-C", "file_size_mb", type=PositiveFloat(minimum=MIN_FILE_SIZE / 1e6, why=_MIN_FILE_WHY, maximum=1e12),
               help="With -w: start a new file after this many million bytes (tcpdump -C).")
-@click.option("-G", "rotate_seconds", type=click.FloatRange(min=0, min_open=True),
+@click.option("-G", "rotate_seconds", type=PositiveFloat(maximum=MAX_SECONDS),
               help="With -w: start a new file every this many seconds; FILE may hold strftime fields.")
 @click.option("-W", "file_count", type=click.IntRange(min=1),
               help="With -C: keep a ring of this many files; with -G: stop after this many files.")
 @click.option("--print", "print_too", is_flag=True, help="With -w: also print packet lines.")
 @click.option("--stats-json", "stats_json", metavar="FILE", help="Write the closing summary as JSON to FILE.")
+@click.option("-Z", "--relinquish-privileges", "drop_user", metavar="USER",
+              help="Once the socket, ring and -w file are open, become USER (no root, no capabilities, "
+              "no supplementary groups); the -w file is given to USER, as tcpdump does.")
 @printing_options
 @click.argument("expression", nargs=-1)
 def capture_cmd(
@@ -167,7 +177,8 @@ def capture_cmd(
     block_timeout_ms: int, no_promisc: bool, direction: str, duration: float | None, list_only: bool,
     list_dlts: bool, dlt: str | None, write_path: str | None, fmt: str | None, packet_buffered: bool,
     file_size_mb: float | None, rotate_seconds: float | None, file_count: int | None, print_too: bool,
-    stats_json: str | None, expression: tuple[str, ...], numeric: int, link: bool, quiet: bool, verbose: int,
+    stats_json: str | None, drop_user: str | None,
+    expression: tuple[str, ...], numeric: int, link: bool, quiet: bool, verbose: int,
     hex_level: int, hex_ascii_level: int, ascii: bool, time_level: int, absolute_seq: bool, no_checksums: bool,
     number: bool, line_buffered: bool, filter_file: str | None, precision: str,
 ) -> None:
@@ -198,9 +209,17 @@ def capture_cmd(
             fail(f"{dlt} is not one of the link types {iface} can record (afpacket capture -i {iface} -L lists them)")
             return
         linktype = wanted
+    if file_count is not None and not (file_size_mb or rotate_seconds):
+        # tcpdump refuses it too: -W only counts files that -C or -G make
+        raise click.UsageError("-W needs -C or -G (it sets how many files they rotate through)")
     if write_path is None and (file_size_mb or rotate_seconds or file_count):
         fail("-C, -G and -W apply to a capture file: add -w FILE")
         return
+    if drop_user is not None:
+        problem = _drop_problem(drop_user, write_path, bool(file_size_mb or rotate_seconds), stats_json)
+        if problem:
+            fail(problem)
+            return
     snaplen = snaplen or MAX_SNAPLEN
     if snaplen > MAX_SNAPLEN:
         snaplen = MAX_SNAPLEN  # tcpdump's rule: larger values mean the maximum
@@ -244,6 +263,15 @@ def capture_cmd(
                 file_count=file_count,
             )
         except AfPacketError as e:
+            cap.close()
+            fail(str(e))
+            return
+    if drop_user is not None:
+        try:
+            drop_privileges(drop_user, chown=out.files if out is not None else ())
+        except AfPacketError as e:
+            if out is not None:
+                out.close()
             cap.close()
             fail(str(e))
             return
@@ -321,6 +349,28 @@ def capture_cmd(
     if error is not None:
         click.echo(f"afpacket: {error}", err=True)
         sys.exit(1)
+
+
+def _drop_problem(user: str, write_path: str | None, rotating: bool, stats_json: str | None) -> str | None:
+    """Why ``-Z user`` cannot work with these outputs, or None. Checked before anything is opened:
+    rotated files and the --stats-json summary are created after the drop, by USER, so their directory
+    must be writable by USER (the first -w file is created as root and then given to USER)."""
+    try:
+        lookup_user(user)
+        if os.geteuid() != 0:
+            return (f"-Z {user}: switching users needs root (this process runs as uid {os.geteuid()}); "
+                    "run the capture as root with -Z, or without -Z as the user you want")
+        if rotating and write_path is not None:
+            where = os.path.dirname(os.path.abspath(time.strftime(write_path))) or "/"
+            if not writable_as(user, where, directory=True):
+                return (f"-Z {user}: rotated -C/-G files are created after switching to {user}, who cannot "
+                        f"write to {where}; write them to a directory {user} may write to, or leave out -Z")
+        if stats_json is not None and stats_json != "-" and not writable_as(user, stats_json):
+            return (f"-Z {user}: the --stats-json file is written after switching to {user}, who cannot "
+                    f"write {stats_json}; put it where {user} may write, or leave out -Z")
+    except AfPacketError as e:
+        return str(e)
+    return None
 
 
 def _loopback_index() -> int | None:
