@@ -34,6 +34,47 @@ def display_name(target: object, std: str = "<stdin>") -> str:
     return str(name) if isinstance(name, str | bytes) else repr(target)
 
 
+#: Mode of the files we create (before the umask): readable by all, writable by the owner, as tcpdump's.
+FILE_MODE = 0o644
+
+
+def _create(target: str | os.PathLike[str], name: str) -> BinaryIO:
+    """Create (or truncate) a capture file without following a symbolic link in its last component: a
+    link planted in a shared directory (``/tmp``) must not redirect a root process's capture onto another
+    file. Unbuffered: the Sink buffers, and an unbuffered write tells how much got through."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    # A link someone else could have planted is refused; any other path is opened with O_NOFOLLOW, so a
+    # link swapped in after this check fails the open instead of being followed. A link we may trust (our
+    # own, or in a directory only trusted users write, like /dev/stdout) is followed as tcpdump would.
+    planted = os.path.islink(target) and _planted(target)
+    try:
+        if planted:
+            raise OSError(errno.ELOOP, "planted symbolic link")
+        nofollow = 0 if os.path.islink(target) else os.O_NOFOLLOW
+        fd = os.open(target, flags | nofollow, FILE_MODE)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise SavefileError(
+                f"cannot create {name}: it is a symbolic link in a directory others can write to, owned by "
+                "someone else; afpacket does not write through such links (one planted there could redirect "
+                "the capture onto another file): remove it or give the link's target"
+            ) from None
+        raise SavefileError(f"cannot create {name}: {e.strerror}") from None
+    return open(fd, "wb", buffering=0)
+
+
+def _planted(target: str | os.PathLike[str]) -> bool:
+    """A symbolic link that someone else could have planted: in a directory writable by others (as /tmp),
+    and not owned by us. The rule of the kernel's fs.protected_symlinks, applied whatever that is set to."""
+    try:
+        link = os.lstat(target)
+        parent = os.stat(os.path.dirname(os.path.abspath(target)))
+    except OSError:
+        return True
+    shared = bool(parent.st_mode & (stat.S_IWOTH | stat.S_IWGRP))
+    return shared and link.st_uid != os.geteuid()
+
+
 class Sink:
     """A binary output that only ever receives whole records.
 
@@ -49,11 +90,7 @@ class Sink:
             if os.fspath(target) == "-":
                 self._file: BinaryIO = sys.stdout.buffer
             else:
-                try:
-                    # Unbuffered: this class buffers, and an unbuffered write tells how much got through.
-                    self._file = open(target, "wb", buffering=0)  # noqa: SIM115 - closed in close()
-                except OSError as e:
-                    raise SavefileError(f"cannot create {self.name}: {e.strerror}") from None
+                self._file = _create(target, self.name)
                 self._owned = True
         elif callable(getattr(target, "write", None)):
             self._file = target
