@@ -8,7 +8,6 @@ import socket
 import sys
 import threading
 import time
-from functools import lru_cache
 from types import FrameType
 from typing import Any
 
@@ -91,14 +90,6 @@ def _linktype_by_name(name: str) -> int | None:
         if short.lower() == name.lower():
             return number
     return int(name) if name.isdigit() else None
-
-
-@lru_cache(maxsize=256)
-def _ifname(ifindex: int) -> str:
-    try:
-        return socket.if_indextoname(ifindex)
-    except OSError:
-        return "?"
 
 
 class _Progress:
@@ -313,7 +304,7 @@ def capture_cmd(
             writer = make_writer(
                 link=link, quiet=quiet, verbose=verbose, hex_level=hex_level, hex_ascii_level=hex_ascii_level,
                 ascii=ascii, time_level=time_level, absolute_seq=absolute_seq, no_checksums=no_checksums,
-                number=number, precision=precision, flush_each=packet_buffered or line_buffered, ifname=_ifname,
+                number=number, precision=precision, flush_each=packet_buffered or line_buffered,
             )
             print_type = linktype if not dgram else LINKTYPE_LINUX_SLL if cooked == 1 else LINKTYPE_LINUX_SLL2
             for pkt in cap.packets(count=count, duration=duration):

@@ -267,7 +267,6 @@ class LineWriter:
 def make_writer(
     *, link: bool, quiet: bool, verbose: int, hex_level: int, hex_ascii_level: int, ascii: bool, time_level: int,
     absolute_seq: bool, no_checksums: bool, number: bool, precision: str, flush_each: bool,
-    ifname: Callable[[int], str] | None = None,
 ) -> LineWriter:
     """The LineWriter for a command's printing options."""
     from ..dissect import LinePrinter  # the decoders load only when a command prints packets
@@ -277,8 +276,6 @@ def make_writer(
         "link": link, "verbose": verbose, "quiet": quiet, "absolute_seq": absolute_seq,
         "dump": dump_mode(hex_level, hex_ascii_level, ascii),
     }
-    if ifname is not None:
-        kwargs["ifname"] = ifname
     if no_checksums:
         kwargs["verify_checksums"] = False
     printer = LinePrinter(**kwargs)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from functools import lru_cache
 
 import click
 
@@ -14,16 +13,6 @@ from ..savefile import Record, describe, open_reader
 from ..savefile.linktype import LINKTYPE_LINUX_SLL2
 from . import main
 from .output import filter_expression, make_writer, printing_options
-
-
-@lru_cache(maxsize=256)
-def _ifname(ifindex: int) -> str:
-    import socket
-
-    try:
-        return socket.if_indextoname(ifindex)
-    except OSError:
-        return "?"
 
 
 @main.command("read")
@@ -48,7 +37,7 @@ def read(
     writer = make_writer(
         link=link, quiet=quiet, verbose=verbose, hex_level=hex_level, hex_ascii_level=hex_ascii_level,
         ascii=ascii, time_level=time_level, absolute_seq=absolute_seq, no_checksums=no_checksums, number=number,
-        precision=precision, flush_each=line_buffered, ifname=_ifname,
+        precision=precision, flush_each=line_buffered,
     )
     matched = 0
     try:

@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+from .checksum import checksum_of
 from .decoder import Decoded, decode
 from .layers import (
     ARP,
@@ -40,7 +41,7 @@ from .layers import (
     Loopback,
     Vlan,
 )
-from .printer import LinePrinter, checksum_of
+from .printer import LinePrinter
 
 __all__ = [
     "ARP",

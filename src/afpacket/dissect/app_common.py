@@ -14,6 +14,7 @@ from __future__ import annotations
 import socket
 import struct
 
+from .hexdump import CHAR
 from .marks import Jumped, Stopped
 
 
@@ -61,19 +62,6 @@ def u32(data: bytes, off: int, end: int) -> int:
     return int(_U32.unpack_from(data, off)[0])
 
 
-def _char(c: int) -> str:
-    # tcpdump's rule for one byte of packet text: high bit as "M-", control characters as "^X", DEL as "^?".
-    prefix = ""
-    if c & 0x80:
-        c &= 0x7F
-        prefix = "M-"
-    if not 0x20 <= c <= 0x7E:
-        return prefix + "^" + chr(c ^ 0x40)
-    return prefix + chr(c)
-
-
-#: Each byte value as tcpdump prints it inside a name or a string from the packet.
-CHAR: tuple[str, ...] = tuple(_char(c) for c in range(256))
 _PLAIN = bytes(range(0x20, 0x7F))
 
 

@@ -57,3 +57,41 @@ def ascii_text(data: bytes) -> str:
                 chars.append(b)
         text = bytes(chars)
     return "\n" + text.decode("ascii")
+
+
+def hex_print(b: bytes, off: int, ident: str, length: int) -> str:
+    """tcpdump's print_unknown_data: 16-bit groups, 8 per line, each line opened by ``ident`` and the offset;
+    cut to the captured bytes."""
+    if off > len(b):
+        return f"{ident}Dissector error: print_unknown_data called with pointer past end of packet"
+    data = b[off : off + max(length, 0)]
+    out = []
+    oset = 0
+    n = len(data)
+    i = 0
+    for j in range(0, n - 1, 2):
+        if i % 8 == 0:
+            out.append(f"{ident}0x{oset:04x}: ")
+            oset += 16
+        i += 1
+        out.append(f" {data[j]:02x}{data[j + 1]:02x}")
+    if n & 1:
+        if i % 8 == 0:
+            out.append(f"{ident}0x{oset:04x}: ")
+        out.append(f" {data[n - 1]:02x}")
+    return "".join(out)
+
+
+def _char(c: int) -> str:
+    # tcpdump's rule for one byte of packet text: high bit as "M-", control characters as "^X", DEL as "^?".
+    prefix = ""
+    if c & 0x80:
+        c &= 0x7F
+        prefix = "M-"
+    if not 0x20 <= c <= 0x7E:
+        return prefix + "^" + chr(c ^ 0x40)
+    return prefix + chr(c)
+
+
+#: Each byte value as tcpdump prints it inside a name or a string from the packet.
+CHAR: tuple[str, ...] = tuple(_char(c) for c in range(256))

@@ -21,8 +21,11 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
+from .checksum import checksum_of, shouldbe
+from .hexdump import CHAR, hex_print
 from .layers import ip6_text
 from .marks import Jumped, Stopped
+from .names import bittok
 
 #: Renders an IP packet quoted inside an ICMP error (or carried in a tunnel) as the core printer would,
 #: e.g. "IP (tos 0x0, ...) 10.0.0.2.40000 > 10.0.0.1.9999: UDP, length 10" with verbose.
@@ -92,56 +95,6 @@ def _ip6(b: bytes, off: int) -> str:
     return ip6_text(bytes(b[off : off + 16]))
 
 
-def _in_cksum(data: bytes) -> int:
-    """The Internet checksum of ``data`` (0 when a packet's own checksum field is right).
-
-    The one's-complement sum of 16-bit words is the big-endian integer modulo 0xffff (2**16 = 1 there),
-    which Python computes in C; a non-zero sum that is a multiple of 0xffff folds to 0xffff.
-    """
-    if len(data) & 1:
-        data = bytes(data) + b"\0"
-    n = int.from_bytes(data, "big")
-    s = n % 0xFFFF
-    if s == 0 and n:
-        s = 0xFFFF
-    return ~s & 0xFFFF
-
-
-def _shouldbe(field: int, computed: int) -> int:
-    """The checksum field value that would have made the sum right (tcpdump's in_cksum_shouldbe)."""
-    v = field + computed
-    v = (v & 0xFFFF) + (v >> 16)
-    return (v & 0xFFFF) + (v >> 16)
-
-
-def _hex_print(b: bytes, off: int, ident: str, length: int) -> str:
-    """tcpdump's print_unknown_data: 16-bit groups, 8 per line, each line opened by ``ident`` and the offset;
-    cut to the captured bytes."""
-    if off > len(b):
-        return f"{ident}Dissector error: print_unknown_data called with pointer past end of packet"
-    data = b[off : off + max(length, 0)]
-    out = []
-    oset = 0
-    n = len(data)
-    i = 0
-    for j in range(0, n - 1, 2):
-        if i % 8 == 0:
-            out.append(f"{ident}0x{oset:04x}: ")
-            oset += 16
-        i += 1
-        out.append(f" {data[j]:02x}{data[j + 1]:02x}")
-    if n & 1:
-        if i % 8 == 0:
-            out.append(f"{ident}0x{oset:04x}: ")
-        out.append(f" {data[n - 1]:02x}")
-    return "".join(out)
-
-
-def _bittok(table: tuple[tuple[int, str], ...], v: int, none: str = "none") -> str:
-    names = [name for bit, name in table if bit and v & bit == bit]
-    return ", ".join(names) if names else none
-
-
 def _relts(secs: int) -> str:
     """tcpdump's unsigned_relts_print: 1y2w3d4h5m6s."""
     if secs == 0:
@@ -152,17 +105,6 @@ def _relts(secs: int) -> str:
             out.append(f"{secs // size}{unit}")
             secs %= size
     return "".join(out)
-
-
-def _char(c: int) -> str:
-    """tcpdump's fn_print_char: M- for the high bit, ^X for control characters."""
-    s = ""
-    if c & 0x80:
-        c &= 0x7F
-        s = "M-"
-    if c < 0x20 or c == 0x7F:
-        return f"{s}^{chr(c ^ 0x40)}"
-    return s + chr(c)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -309,7 +251,7 @@ def _icmp4_extensions(seg: bytes, length: int, out: list[str]) -> None:
     if len(seg) < _ICMP_EXT_OFFSET + 5:
         raise _Stop
     # A zero length field leaves the extension's presence to its checksum (not every sender sets it).
-    if seg[5] == 0 and len(seg) >= length and _in_cksum(seg[_ICMP_EXT_OFFSET:length]):
+    if seg[5] == 0 and len(seg) >= length and checksum_of(seg[_ICMP_EXT_OFFSET:length]):
         return
     version = seg[_ICMP_EXT_OFFSET] >> 4
     out.append(f"\n\tICMP Multi-Part extension v{version}")
@@ -318,7 +260,7 @@ def _icmp4_extensions(seg: bytes, length: int, out: list[str]) -> None:
         return
     hlen = length - _ICMP_EXT_OFFSET
     if len(seg) >= length:
-        good = "in" if _in_cksum(seg[_ICMP_EXT_OFFSET:length]) else ""
+        good = "in" if checksum_of(seg[_ICMP_EXT_OFFSET:length]) else ""
         out.append(f", checksum 0x{_u16(seg, _ICMP_EXT_OFFSET + 2):04x} ({good}correct), length {hlen}")
     hlen = (hlen - 4) & 0xFFFFFFFF  # tcpdump's unsigned arithmetic
     off = _ICMP_EXT_OFFSET + 4
@@ -340,7 +282,7 @@ def _icmp4_extensions(seg: bytes, length: int, out: list[str]) -> None:
                 out.append(", [S]")
             out.append(f", ttl {raw & 0xFF}")
         else:
-            out.append(_hex_print(seg, off, "\n\t    ", obj_len))
+            out.append(hex_print(seg, off, "\n\t    ", obj_len))
         if hlen < obj_len:
             break
         hlen -= obj_len
@@ -372,10 +314,10 @@ def icmp4_text(seg: bytes, length: int, verbose: int, inner: InnerPrinter, *, fr
     icmp_type = seg[0]
     try:
         if not fragmented and len(seg) >= length:
-            computed = _in_cksum(seg[:length])
+            computed = checksum_of(seg[:length])
             if computed:
                 field = _u16(seg, 2)
-                out.append(f" (wrong icmp cksum {field:x} (->{_shouldbe(field, computed):x})!)")
+                out.append(f" (wrong icmp cksum {field:x} (->{shouldbe(field, computed):x})!)")
         if icmp_type in _ICMP_ERRORS:
             out.append("\n\t")
             ip_len = _u16(seg, 10)
@@ -478,7 +420,7 @@ def _fqdn(seg: bytes, off: int, end: int) -> tuple[str, int]:
             break
         if off + n > len(seg):
             raise _Stop
-        labels.append("".join(map(_char, seg[off : off + n])))
+        labels.append("".join(map(CHAR.__getitem__, seg[off : off + n])))
         off += n
         if off >= end:
             break
@@ -508,12 +450,12 @@ def _nd_options(seg: bytes, start: int, resid: int, verbose: int, out: list[str]
             plen = _u8(seg, cp + 2)
             flags = _u8(seg, cp + 3)
             valid = _u32(seg, cp + 4)
-            out.append(f"{prefix}/{plen}{'badlen' if opt_len != 4 else ''}, Flags [{_bittok(_PI_FLAGS, flags)}], "
+            out.append(f"{prefix}/{plen}{'badlen' if opt_len != 4 else ''}, Flags [{bittok(_PI_FLAGS, flags)}], "
                        f"valid time {_lifetime(valid)}")
             out.append(f", pref. time {_lifetime(_u32(seg, cp + 8))}")
         elif opt_type == 4:
             # tcpdump dumps from the first option here, not from this one.
-            out.append(_hex_print(seg, start, "\n\t    ", size))
+            out.append(hex_print(seg, start, "\n\t    ", size))
         elif opt_type == 5:
             out.append(f" {_u32(seg, cp + 4)}{'bad option length' if opt_len != 1 else ''}")
         elif opt_type == 25:
@@ -548,10 +490,10 @@ def _nd_options(seg: bytes, start: int, resid: int, verbose: int, out: list[str]
             out.append(f", lifetime={_lifetime(_u32(seg, cp + 4))}")
         else:
             if verbose <= 1:
-                out.append(_hex_print(seg, cp + 2, "\n\t  ", size - 2))
+                out.append(hex_print(seg, cp + 2, "\n\t  ", size - 2))
                 return
         if verbose > 1:
-            out.append(_hex_print(seg, cp + 2, "\n\t    ", size - 2))
+            out.append(hex_print(seg, cp + 2, "\n\t    ", size - 2))
         cp += size
         resid -= size
 
@@ -668,7 +610,7 @@ def _dnsname(seg: bytes, cp: int, out: list[str]) -> None:
                 out.append("???")
                 break
             while n and cp < ep:
-                out.append(_char(seg[cp]))
+                out.append(CHAR[seg[cp]])
                 cp += 1
                 n -= 1
             if cp + 1 < ep and seg[cp]:
@@ -742,7 +684,7 @@ def _node_info(seg: bytes, length: int, verbose: int, out: list[str]) -> None:
             if _u8(seg, 16) == siz - 17:
                 if verbose:
                     out.append(", 03 draft")
-                out.append(', "' + "".join(_char(c) for c in seg[17:]) + '"')
+                out.append(', "' + "".join(CHAR[c] for c in seg[17:]) + '"')
             else:
                 _dnsname(seg, 16, out)
         elif code == 2:
@@ -793,7 +735,7 @@ def _node_info(seg: bytes, length: int, verbose: int, out: list[str]) -> None:
         if _u8(seg, cp) == siz - cp - 1:
             if verbose:
                 out.append(", 03 draft")
-            out.append(', "' + "".join(_char(c) for c in seg[cp + 1 :]) + '"')
+            out.append(', "' + "".join(CHAR[c] for c in seg[cp + 1 :]) + '"')
         else:
             _dnsname(seg, cp, out)
         if flags & 1:
@@ -889,7 +831,7 @@ def _rpl_options(seg: bytes, off: int, length: int, verbose: int, out: list[str]
                 out.append(" [|icmp6]")
                 return
             if verbose > 2:
-                out.append(_hex_print(seg, off + 2, " ", optlen - 2))
+                out.append(hex_print(seg, off + 2, " ", optlen - 2))
         off += optlen
         length -= optlen
 
@@ -989,9 +931,9 @@ def icmp6_text(
             field = _u16(seg, 2)
             pseudo = _pseudo6(src, dst, length)
             if pseudo:
-                computed = _in_cksum(pseudo + bytes(seg[:length]))
+                computed = checksum_of(pseudo + bytes(seg[:length]))
                 if computed:
-                    out.append(f"[bad icmp6 cksum 0x{field:04x} -> 0x{_shouldbe(field, computed):04x}!] ")
+                    out.append(f"[bad icmp6 cksum 0x{field:04x} -> 0x{shouldbe(field, computed):04x}!] ")
                 else:
                     out.append("[icmp6 sum ok] ")
         icmp_type = _u8(seg, 0)
@@ -1009,7 +951,7 @@ def icmp6_text(
         elif icmp_type == 136:
             out.append(f", tgt is {_ip6(seg, 8)}")
             if verbose:
-                out.append(f", Flags [{_bittok(_NA_FLAGS, _u32(seg, 4))}]")
+                out.append(f", Flags [{bittok(_NA_FLAGS, _u32(seg, 4))}]")
                 _nd_options(seg, 24, length - 24, verbose, out)
         elif icmp_type == 1:
             out.append(", " + (_UNREACH6.get(code) or f"unknown unreach code ({code})"))
@@ -1029,7 +971,7 @@ def icmp6_text(
                 else:
                     out.append(f", {_ip6(seg, 32)} protocol {proto} port {dport} unreachable")
             elif verbose <= 1:
-                out.append(_hex_print(seg, 0, "\n\t", length))
+                out.append(hex_print(seg, 0, "\n\t", length))
                 return "".join(out)
         elif icmp_type == 2:
             out.append(f", mtu {_u32(seg, 4)}")
@@ -1068,7 +1010,7 @@ def icmp6_text(
         elif icmp_type == 134:
             if verbose:
                 flags = _u8(seg, 5)
-                out.append(f"\n\thop limit {_u8(seg, 4)}, Flags [{_bittok(_RA_FLAGS, flags)}], "
+                out.append(f"\n\thop limit {_u8(seg, 4)}, Flags [{bittok(_RA_FLAGS, flags)}], "
                            f"pref {_RTPREF[(flags & 0x18) >> 3]}, router lifetime {_u16(seg, 6)}s, "
                            f"reachable time {_u32(seg, 8)}ms, retrans timer {_u32(seg, 12)}ms")
                 _nd_options(seg, 16, length - 16, verbose, out)
@@ -1108,7 +1050,7 @@ def icmp6_text(
         else:
             out.append(f", length {length}")
             if verbose <= 1:
-                out.append(_hex_print(seg, 0, "\n\t", length))
+                out.append(hex_print(seg, 0, "\n\t", length))
             return "".join(out)
         if not verbose:
             out.append(f", length {length}")
@@ -1267,7 +1209,7 @@ def igmp_text(seg: bytes, length: int, verbose: int, *, quiet: bool = False) -> 
             _mtrace(seg, "mtrace", length, out)
         else:
             out.append(f"igmp-{igmp_type}")
-        if verbose and length >= 4 and len(seg) >= length and _in_cksum(seg[:length]):
+        if verbose and length >= 4 and len(seg) >= length and checksum_of(seg[:length]):
             out.append(f" bad igmp cksum {_u16(seg, 2):x}!")
     except _Truncated:
         # print-igmp.c (and the DVMRP and PIMv1 printers it hands over to) only read with GET_ macros.

@@ -13,6 +13,9 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
+from .hexdump import CHAR, hex_ascii_lines, hex_print
+from .names import bittok
+
 #: Prints what follows an ethertype (a SNAP header with OUI 000000, or the IP SAP) as the Ethernet printer
 #: would: ``(ethertype, payload as captured, payload length) -> text``, or None when tcpdump has no printer
 #: for that ethertype (then the SNAP header and a hex dump are printed instead).
@@ -76,17 +79,6 @@ def _ip6(b: bytes, off: int) -> str:
     return socket.inet_ntop(socket.AF_INET6, bytes(b[off : off + 16]))
 
 
-def _char(c: int) -> str:
-    """tcpdump's fn_print_char: M- for the high bit, ^X for control characters."""
-    s = ""
-    if c & 0x80:
-        c &= 0x7F
-        s = "M-"
-    if c < 0x20 or c == 0x7F:
-        return f"{s}^{chr(c ^ 0x40)}"
-    return s + chr(c)
-
-
 def _printjnp(b: bytes, off: int, n: int) -> str:
     """tcpdump's nd_printjnp: up to ``n`` characters, stopping at a NUL; truncation raises after the
     characters that were there (the caller appends them first via the exception's ``partial``)."""
@@ -97,7 +89,7 @@ def _printjnp(b: bytes, off: int, n: int) -> str:
         c = b[i]
         if c == 0:
             break
-        out.append(_char(c))
+        out.append(CHAR[c])
     return "".join(out)
 
 
@@ -107,7 +99,7 @@ def _printn(b: bytes, off: int, n: int) -> str:
     for i in range(off, off + n):
         if i >= len(b):
             raise _PartialTruncated("".join(out))
-        out.append(_char(b[i]))
+        out.append(CHAR[b[i]])
     return "".join(out)
 
 
@@ -117,48 +109,6 @@ class _PartialTruncated(_Truncated):
     def __init__(self, partial: str) -> None:
         super().__init__(partial)
         self.partial = partial
-
-
-def _bittok(table: tuple[tuple[int, str], ...], v: int, none: str = "none") -> str:
-    names = [name for bit, name in table if bit and v & bit == bit]
-    return ", ".join(names) if names else none
-
-
-def _hex_print(b: bytes, off: int, ident: str, length: int) -> str:
-    """tcpdump's print_unknown_data/hex_print: 16-bit groups, 8 per line; cut to the captured bytes."""
-    if off > len(b):
-        return f"{ident}Dissector error: print_unknown_data called with pointer past end of packet"
-    data = b[off : off + max(length, 0)]
-    out = []
-    oset = 0
-    n = len(data)
-    i = 0
-    for j in range(0, n - 1, 2):
-        if i % 8 == 0:
-            out.append(f"{ident}0x{oset:04x}: ")
-            oset += 16
-        i += 1
-        out.append(f" {data[j]:02x}{data[j + 1]:02x}")
-    if n & 1:
-        if i % 8 == 0:
-            out.append(f"{ident}0x{oset:04x}: ")
-        out.append(f" {data[n - 1]:02x}")
-    return "".join(out)
-
-
-def _hex_ascii(data: bytes, ident: str = "\n\t") -> str:
-    """tcpdump's hex_and_ascii_print (its default print for payloads it cannot name)."""
-    out = []
-    n = len(data)
-    for oset in range(0, n, 16):
-        chunk = data[oset : oset + 16]
-        hexstuff = "".join(
-            f" {chunk[j]:02x}{chunk[j + 1]:02x}" if j + 1 < len(chunk) else f" {chunk[j]:02x}"
-            for j in range(0, len(chunk), 2)
-        )
-        text = "".join(chr(c) if 0x21 <= c <= 0x7E else "." for c in chunk)
-        out.append(f"{ident}0x{oset:04x}: {hexstuff:<40}  {text}")
-    return "".join(out)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -239,7 +189,7 @@ def _stp_timers(b: bytes) -> str:
 
 def _stp_config(b: bytes, length: int, verbose: int, out: list[str]) -> None:
     flags = _u8(b, 4)
-    out.append(f", Flags [{_bittok(_BPDU_FLAGS, flags)}]")
+    out.append(f", Flags [{bittok(_BPDU_FLAGS, flags)}]")
     out.append(f", bridge-id {_bridge_id(b, 17)}.{_u16(b, 25):04x}, length {length}")
     if not verbose:
         return
@@ -251,7 +201,7 @@ def _stp_config(b: bytes, length: int, verbose: int, out: list[str]) -> None:
 
 def _stp_mstp(b: bytes, length: int, verbose: int, out: list[str]) -> None:
     flags = _u8(b, 4)
-    out.append(f", CIST Flags [{_bittok(_BPDU_FLAGS, flags)}], length {length}")
+    out.append(f", CIST Flags [{bittok(_BPDU_FLAGS, flags)}], length {length}")
     if not verbose:
         return
     out.append(f"\n\tport-role {_PORT_ROLES[(flags & 0x0C) >> 2]}, ")
@@ -278,7 +228,7 @@ def _stp_mstp(b: bytes, length: int, verbose: int, out: list[str]) -> None:
         while rest >= 16:
             mflags = _u8(b, off)
             msti = _u16(b, off + 1) & 0x0FFF
-            out.append(f"\n\tMSTI {msti}, Flags [{_bittok(_BPDU_FLAGS, mflags)}], "
+            out.append(f"\n\tMSTI {msti}, Flags [{bittok(_BPDU_FLAGS, mflags)}], "
                        f"port-role {_PORT_ROLES[(mflags & 0x0C) >> 2]}")
             out.append(f"\n\t\tMSTI regional-root-id {_bridge_id(b, off + 1)}, pathcost {_u32(b, off + 9)}")
             out.append(f"\n\t\tMSTI bridge-prio {_u8(b, off + 13) >> 4}, port-prio {_u8(b, off + 14) >> 4}, "
@@ -447,12 +397,12 @@ def _cdp_value(b: bytes, ttype: int, p: int, ln: int, out: list[str]) -> None:
         _cdp_addresses(b, p, ln, out)
     elif ttype == 0x04:
         v = _u32(b, p)
-        out.append(f"(0x{v:08x}): {_bittok(_CDP_CAPS, v)}")
+        out.append(f"(0x{v:08x}): {bittok(_CDP_CAPS, v)}")
     elif ttype == 0x05:
         out.append("\n\t  ")
         for i in range(ln):
             c = _u8(b, p + i)
-            out.append("\n\t  " if c == 0x0A else _char(c))
+            out.append("\n\t  " if c == 0x0A else CHAR[c])
     elif ttype == 0x07:
         if ln % 5:
             out.append(f" [length {ln} is not a multiple of 5]")
@@ -553,7 +503,7 @@ def cdp_text(b: bytes, length: int, verbose: int) -> str:
                     covered = True
             if not covered:
                 _need(b, p, tlen)
-                out.append(_hex_print(b, p, "\n\t  ", tlen))
+                out.append(hex_print(b, p, "\n\t  ", tlen))
             p += tlen
             rest -= tlen
         if verbose < 1:
@@ -638,7 +588,7 @@ def udld_text(b: bytes, length: int, verbose: int) -> str:
         flags = _u8(b, 1)
         code = first & 0x1F
         out.append(f"UDLDv{(first & 0xE0) >> 5}, Code {_UDLD_CODES.get(code, 'Reserved')} ({code:x}), "
-                   f"Flags [{_bittok(_UDLD_FLAGS, flags)}] (0x{flags:02x}), length {length}")
+                   f"Flags [{bittok(_UDLD_FLAGS, flags)}] (0x{flags:02x}), length {length}")
         p, rest = 2, length - 2
         if verbose < 1:
             _need(b, p, rest)
@@ -868,7 +818,7 @@ def _llc(
     caplen = len(b) - p
     if caplen < 3 or length < 3:
         out.append(" [|llc]")
-        out.append(_hex_ascii(b[p:]))
+        out.append(hex_ascii_lines(b[p:]))
         return 0
     dsap_field, ssap_field, control = b[p], b[p + 1], b[p + 2]
     if control & 3 == 3:
@@ -877,7 +827,7 @@ def _llc(
     else:
         if caplen < 4 or length < 4:
             out.append(" [|llc]")
-            out.append(_hex_ascii(b[p:]))
+            out.append(hex_ascii_lines(b[p:]))
             return 0
         control = b[p + 2] | b[p + 3] << 8
         is_u = False
@@ -933,7 +883,7 @@ def _llc(
             if b[q] == 0x81:
                 if len(b) - q < 3 or rest < 3:
                     out.append(" [|llc]")
-                    out.append(_hex_ascii(b[q:]))
+                    out.append(hex_ascii_lines(b[q:]))
                 else:
                     out.append(f": {b[q + 1]:02x} {b[q + 2]:02x}")
                 return hdrlen
@@ -983,7 +933,7 @@ def llc_line(
     except _Truncated:
         return "".join(out)
     if named < 0 and dump:
-        out.append(_hex_ascii(b[hdrlen:]))
+        out.append(hex_ascii_lines(b[hdrlen:]))
     return "".join(out)
 
 
@@ -1092,7 +1042,7 @@ def _lldp_8021(b: bytes, t: int, ln: int, out: list[str]) -> bool:
             return False
         flags = _u8(b, t + 4)
         out.append(f"\n\t    port and protocol vlan id (PPVID): {_u16(b, t + 5)}, flags "
-                   f"[{_bittok(_PROTO_VLAN, flags)}] (0x{flags:02x})")
+                   f"[{bittok(_PROTO_VLAN, flags)}] (0x{flags:02x})")
     elif sub == 3:
         if ln < 6:
             return False
@@ -1115,7 +1065,7 @@ def _lldp_8021(b: bytes, t: int, ln: int, out: list[str]) -> bool:
     elif sub == 7:
         if ln < 9:
             return False
-        out.append(f"\n\t    aggregation status [{_bittok(_AGGREGATION, _u8(b, t + 4))}], aggregation port ID "
+        out.append(f"\n\t    aggregation status [{bittok(_AGGREGATION, _u8(b, t + 4))}], aggregation port ID "
                    f"{_u32(b, t + 5)}")
     elif sub == 8:
         if ln < 6:
@@ -1211,21 +1161,21 @@ def _lldp_8023(b: bytes, t: int, ln: int, out: list[str]) -> bool:
         if ln < 9:
             return False
         an = _u8(b, t + 4)
-        out.append(f"\n\t    autonegotiation [{_bittok(_AUTONEG, an)}] (0x{an:02x})")
+        out.append(f"\n\t    autonegotiation [{bittok(_AUTONEG, an)}] (0x{an:02x})")
         pmd = _u16(b, t + 5)
-        out.append(f"\n\t    PMD autoneg capability [{_bittok(_PMD_CAPS, pmd, 'unknown')}] (0x{pmd:04x})")
+        out.append(f"\n\t    PMD autoneg capability [{bittok(_PMD_CAPS, pmd, 'unknown')}] (0x{pmd:04x})")
         mau = _u16(b, t + 7)
         out.append(f"\n\t    MAU type {_MAU_TYPES[mau] if mau < len(_MAU_TYPES) else 'unknown'} (0x{mau:04x})")
     elif sub == 2:
         if ln < 7:
             return False
-        out.append(f"\n\t    MDI power support [{_bittok(_MDI, _u8(b, t + 4))}], power pair "
+        out.append(f"\n\t    MDI power support [{bittok(_MDI, _u8(b, t + 4))}], power pair "
                    f"{_MDI_PAIRS.get(_u8(b, t + 5), 'unknown')}, power class "
                    f"{_MDI_CLASSES.get(_u8(b, t + 6), 'unknown')}")
     elif sub == 3:
         if ln < 9:
             return False
-        out.append(f"\n\t    aggregation status [{_bittok(_AGGREGATION, _u8(b, t + 4))}], aggregation port ID "
+        out.append(f"\n\t    aggregation status [{bittok(_AGGREGATION, _u8(b, t + 4))}], aggregation port ID "
                    f"{_u32(b, t + 5)}")
     elif sub == 4:
         if ln < 6:
@@ -1265,7 +1215,7 @@ def _lldp_tia(b: bytes, t: int, ln: int, out: list[str]) -> bool:
         if ln < 7:
             return False
         caps = _u16(b, t + 4)
-        out.append(f"\n\t    Media capabilities [{_bittok(_TIA_CAPS, caps)}] (0x{caps:04x})")
+        out.append(f"\n\t    Media capabilities [{bittok(_TIA_CAPS, caps)}] (0x{caps:04x})")
         dev = _u8(b, t + 6)
         out.append(f"\n\t    Device type [{_TIA_DEVICES.get(dev, 'unknown')}] (0x{dev:02x})")
     elif sub == 2:
@@ -1273,7 +1223,7 @@ def _lldp_tia(b: bytes, t: int, ln: int, out: list[str]) -> bool:
             return False
         app = _u8(b, t + 4)
         out.append(f"\n\t    Application type [{_TIA_APPS.get(app, 'none')}] (0x{app:02x})")
-        out.append(f", Flags [{_bittok(_TIA_POLICY_BITS, _u8(b, t + 5))}]")
+        out.append(f", Flags [{bittok(_TIA_POLICY_BITS, _u8(b, t + 5))}]")
         out.append(f"\n\t    Vlan id {(_u16(b, t + 5) & 0x1FFE) >> 1}")
         v = _u16(b, t + 6)
         out.append(f", L2 priority {(v & 0x01FF) >> 6}")
@@ -1331,7 +1281,7 @@ def _lldp_tia(b: bytes, t: int, ln: int, out: list[str]) -> bool:
             _jnp(b, t + 5, ln - 5, out)
         else:
             out.append("\n\t    Location ID ")
-            out.append(_hex_print(b, t + 5, "\n\t      ", ln - 5))
+            out.append(hex_print(b, t + 5, "\n\t      ", ln - 5))
     elif sub == 4:
         if ln < 7:
             return False
@@ -1423,7 +1373,7 @@ def _lldp_dcbx(b: bytes, t: int, ln: int, verbose: int, out: list[str]) -> bool:
         else:
             hexdump = True
         if verbose > 1 or (verbose and hexdump):
-            out.append(_hex_print(b, p, "\n\t    ", tlen))
+            out.append(hex_print(b, p, "\n\t    ", tlen))
         rest -= tlen
         p += tlen
     return hexdump
@@ -1498,8 +1448,8 @@ def lldp_text(payload: bytes, length: int, verbose: int) -> str:
                     if tlen < 4:
                         raise _Truncated
                     cap, ena = _u16(b, t), _u16(b, t + 2)
-                    out.append(f"\n\t  System  Capabilities [{_bittok(_LLDP_CAPS, cap)}] (0x{cap:04x})")
-                    out.append(f"\n\t  Enabled Capabilities [{_bittok(_LLDP_CAPS, ena)}] (0x{ena:04x})")
+                    out.append(f"\n\t  System  Capabilities [{bittok(_LLDP_CAPS, cap)}] (0x{cap:04x})")
+                    out.append(f"\n\t  Enabled Capabilities [{bittok(_LLDP_CAPS, ena)}] (0x{ena:04x})")
             elif ttype == 8:
                 if verbose and not _lldp_mgmt(b, t, tlen, out):
                     raise _Truncated
@@ -1524,7 +1474,7 @@ def lldp_text(payload: bytes, length: int, verbose: int) -> str:
             else:
                 hexdump = True
             if verbose > 1 or (verbose and hexdump):
-                out.append(_hex_print(b, t, "\n\t  ", tlen))
+                out.append(hex_print(b, t, "\n\t  ", tlen))
             rest -= tlen
             t += tlen
     except _Truncated:

@@ -92,3 +92,9 @@ PPP_PROTOCOLS: Final = {
     0xC025: "LQM", 0xC223: "CHAP", 0xC227: "EAP", 0xC027: "SPAP", 0xC123: "Old-SPAP", 0xC02B: "BACP",
     0xC02D: "BAP", 0xC03D: "MLPPP-CP", 0x80FD: "CCP",
 }
+
+
+def bittok(table: tuple[tuple[int, str], ...], v: int, none: str = "none") -> str:
+    """tcpdump's bittok2str: the names of the bits set in ``v``, comma-separated, or ``none``."""
+    names = [name for bit, name in table if bit and v & bit == bit]
+    return ", ".join(names) if names else none

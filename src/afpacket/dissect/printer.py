@@ -41,6 +41,7 @@ from ..savefile.linktype import (
     LINKTYPE_RAW,
 )
 from . import apps, icmp, l2ctl
+from .checksum import checksum_of, shouldbe
 from .decoder import (
     VLAN_TPIDS,
     VXLAN_PORT,
@@ -51,7 +52,7 @@ from .decoder import (
     ipv4_layer,
     tcp_layer,
 )
-from .hexdump import ascii_text, hex_ascii_lines, hex_lines
+from .hexdump import CHAR, ascii_text, hex_ascii_lines, hex_lines
 from .layers import (
     TCP,
     Ethernet,
@@ -121,34 +122,6 @@ def _default_ifname(ifindex: int) -> str:
         return socket.if_indextoname(ifindex)
     except (OSError, OverflowError, ValueError):
         return "?"
-
-
-def checksum_of(*parts: bytes) -> int:
-    """The Internet checksum over ``parts`` as tcpdump's in_cksum returns it: 0 when the data (with its
-    checksum field) is correct. Each part must start on an even offset of the summed whole, except the
-    last (an odd tail is padded with a zero byte).
-
-    Summing the 16-bit words modulo 0xffff equals reading the bytes as one big integer modulo 0xffff
-    (2**16 = 1 mod 0xffff), which CPython does in C."""
-    total = 0
-    nonzero = False
-    for part in parts:
-        if len(part) & 1:
-            part = part + b"\0"
-        value = int.from_bytes(part, "big")
-        if value:
-            nonzero = True
-        total += value % 0xFFFF
-    folded = total % 0xFFFF
-    if folded == 0 and nonzero:
-        folded = 0xFFFF
-    return ~folded & 0xFFFF
-
-
-def _shouldbe(field: int, computed: int) -> int:
-    s = field + computed
-    s = (s & 0xFFFF) + (s >> 16)
-    return ((s & 0xFFFF) + (s >> 16)) & 0xFFFF
 
 
 class LinePrinter:
@@ -851,7 +824,7 @@ class LinePrinter:
             if self._ck and off + hlen <= end:
                 s = checksum_of(data[off : off + hlen])
                 if s:
-                    out.append(f", bad cksum {ip.checksum:x} (->{_shouldbe(ip.checksum, s):x})!")
+                    out.append(f", bad cksum {ip.checksum:x} (->{shouldbe(ip.checksum, s):x})!")
             out.append(")\n    ")
             if bad_options:
                 out.append(f"{ip.src} > {ip.dst}:  [|ip]")
@@ -1335,7 +1308,7 @@ class LinePrinter:
             return
         if self._v and self._ck and not fragmented and off + length <= end:
             s = checksum_of(self._pseudo(data, ip, iph, v4, 6, length), data[off : off + length])
-            out.append(f", cksum 0x{t[7]:04x}" + (f" (incorrect -> 0x{_shouldbe(t[7], s):04x})" if s else " (correct)"))
+            out.append(f", cksum 0x{t[7]:04x}" + (f" (incorrect -> 0x{shouldbe(t[7], s):04x})" if s else " (correct)"))
         length -= hlen
         if length > 0:
             out.append(f", seq {seq}:{(seq + length) & _MASK32}")
@@ -1609,12 +1582,12 @@ class LinePrinter:
                     out.append("[no cksum] ")
                 elif cp + length <= end:
                     s = checksum_of(self._pseudo(data, ip, iph, v4, 17, length + 8), data[off : cp + length])
-                    out.append(f"[bad udp cksum 0x{field:04x} -> 0x{_shouldbe(field, s):04x}!] " if s
+                    out.append(f"[bad udp cksum 0x{field:04x} -> 0x{shouldbe(field, s):04x}!] " if s
                                else "[udp sum ok] ")
             elif not v4 and cp + length <= end:
                 field = _U16.unpack_from(data, off + 6)[0]
                 s = checksum_of(self._pseudo(data, ip, iph, v4, 17, length + 8), data[off : cp + length])
-                out.append(f"[bad udp cksum 0x{field:04x} -> 0x{_shouldbe(field, s):04x}!] " if s else "[udp sum ok] ")
+                out.append(f"[bad udp cksum 0x{field:04x} -> 0x{shouldbe(field, s):04x}!] " if s else "[udp sum ok] ")
         if not self._q:
             payload = data[cp : min(end, cp + length)]
             app = apps.udp_app(sport, dport, payload, v, length=length)
@@ -2023,18 +1996,7 @@ def _rst_data(payload: bytes, length: int) -> str:
         length = 30
         text += "+"
     chunk = payload[:length]
-    return text + " " + "".join(_char(b) for b in chunk) + "]"
-
-
-def _char(b: int) -> str:
-    # tcpdump's fn_print_char: M- for the high bit, ^X for control characters.
-    s = ""
-    if b & 0x80:
-        s = "M-"
-        b &= 0x7F
-    if b < 0x20 or b == 0x7F:
-        return s + "^" + chr(b ^ 0x40)
-    return s + chr(b)
+    return text + " " + "".join(CHAR[b] for b in chunk) + "]"
 
 
 def _fastopen(cookie: bytes, experimental: bool) -> str:
