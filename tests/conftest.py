@@ -11,6 +11,7 @@ import struct
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -135,3 +136,42 @@ def ping(net: VethPair, count: int = 5) -> None:
     import sys
 
     net.exec(sys.executable, "-c", PINGER, net.outer_ip, str(count))
+
+
+# -- unprivileged processes ----------------------------------------------------------------------
+SRC = str(Path(__file__).resolve().parent.parent / "src")
+NOBODY = 65534
+
+
+@pytest.fixture(scope="module")
+def nobody_site() -> Iterator[Path]:
+    """Site directory for processes that start as nobody: the interpreter's own site-packages may sit
+    where nobody cannot read (here, under /root), so afpacket's one dependency, click, is copied to a
+    world-readable directory put on PYTHONPATH with the source tree."""
+    import click
+
+    d = Path(tempfile.mkdtemp(prefix="afp_site"))
+    try:
+        shutil.copytree(Path(click.__file__).parent, d / "click")
+        for path in [d, *d.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        yield d
+    finally:
+        shutil.rmtree(d)
+
+
+@pytest.fixture
+def nobody_env(nobody_site: Path) -> dict[str, str]:
+    """The environment for commands started as nobody (conftest's core choice kept)."""
+    return {**os.environ, "PYTHONPATH": f"{SRC}:{nobody_site}"}
+
+
+@pytest.fixture
+def nobody_dir() -> Iterator[Path]:
+    """A directory nobody owns, for files the unprivileged process creates."""
+    d = Path(tempfile.mkdtemp(prefix="afp_priv"))
+    os.chown(d, NOBODY, NOBODY)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d)

@@ -7,22 +7,18 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import udp_frame
+from conftest import NOBODY, SRC, udp_frame
 
 from afpacket import open_reader
 from afpacket.errors import ArgumentError
 from afpacket.privileges import process_status
 from afpacket.testnet import VethPair
 
-SRC = str(Path(__file__).resolve().parent.parent / "src")
 AFPACKET = [sys.executable, "-m", "afpacket"]
-NOBODY = 65534
 CAP_NET_RAW_BIT = 1 << 13
 
 
@@ -31,40 +27,6 @@ def env() -> dict[str, str]:
     """The environment for `-Z` captures, which start as root: the source tree on the path, and
     conftest's core choice (AFPACKET_NO_EXTENSIONS) kept."""
     return {**os.environ, "PYTHONPATH": SRC}
-
-
-@pytest.fixture(scope="module")
-def nobody_site() -> Iterator[Path]:
-    """Site directory for processes that start as nobody: the interpreter's own site-packages may sit
-    where nobody cannot read (here, under /root), so afpacket's one dependency, click, is copied to a
-    world-readable directory put on PYTHONPATH with the source tree."""
-    import click
-
-    d = Path(tempfile.mkdtemp(prefix="afp_site"))
-    try:
-        shutil.copytree(Path(click.__file__).parent, d / "click")
-        for path in [d, *d.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        yield d
-    finally:
-        shutil.rmtree(d)
-
-
-@pytest.fixture
-def nobody_env(nobody_site: Path) -> dict[str, str]:
-    """The environment for commands started as nobody (conftest's core choice kept)."""
-    return {**os.environ, "PYTHONPATH": f"{SRC}:{nobody_site}"}
-
-
-@pytest.fixture
-def nobody_dir() -> Iterator[Path]:
-    """A directory nobody owns, for files the unprivileged process creates."""
-    d = Path(tempfile.mkdtemp(prefix="afp_priv"))
-    os.chown(d, NOBODY, NOBODY)
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d)
 
 
 def _wait_for(p: subprocess.Popen[str], words: str) -> None:

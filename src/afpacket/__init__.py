@@ -9,6 +9,7 @@ from .errors import (
     CaptureClosedError,
     FilterError,
     FrameTooLargeError,
+    HandoffError,
     InterfaceNotFoundError,
     LinkDownError,
     PacketExpiredError,
@@ -27,6 +28,7 @@ __all__ = [
     "CaptureClosedError",
     "FilterError",
     "FrameTooLargeError",
+    "HandoffError",
     "InterfaceNotFoundError",
     "LinkDownError",
     "PacketExpiredError",
@@ -50,6 +52,7 @@ __all__ += ["BpfProgram", "compile_filter"]
 
 from .savefile import PcapngReader, PcapngWriter, PcapReader, PcapWriter, Record, open_reader  # noqa: E402
 from .tofile import CaptureFile, dump, format_for, tee  # noqa: E402
+from .handoff import receive_capture, serve_socket  # noqa: E402
 from .tx import RejectedFrame, TransmitStats, Transmitter, TransmitWarning, TxSlot  # noqa: E402
 
 __all__ += [
@@ -67,6 +70,8 @@ __all__ += [
     "dump",
     "format_for",
     "open_reader",
+    "receive_capture",
+    "serve_socket",
     "tee",
 ]
 

@@ -86,6 +86,11 @@ class FrameTooLargeError(TransmitError, ValueError):
     """A frame is larger than the ring slot or the interface MTU plus the link header."""
 
 
+class HandoffError(AfPacketError):
+    """A capture socket could not be handed to another process over a Unix socket (serve_socket /
+    receive_capture): no server, a refused user, or a message that is not a capture description."""
+
+
 class SavefileError(AfPacketError):
     """A pcap/pcapng file is corrupt, truncated, or could not be written."""
 

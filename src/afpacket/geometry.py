@@ -11,7 +11,7 @@ import mmap
 from dataclasses import dataclass, replace
 
 from . import abi
-from .errors import RingGeometryError
+from .errors import RingAllocationError, RingGeometryError
 from .ring.layout import layout
 
 PAGE_SIZE = mmap.PAGESIZE
@@ -33,6 +33,54 @@ DEFAULT_BLOCK_TIMEOUT_MS = 8
 LINK_OVERHEAD = 18
 #: BLK_PLUS_PRIV(0): the V3 block descriptor, 8-byte aligned.
 V3_BLOCK_HDR = (abi.BLOCK_DESC_SIZE + 7) & ~7
+
+
+#: A ring may take at most this share of the memory the kernel reports available (MemAvailable) unless
+#: forced: ring pages are unswappable kernel memory, so a ring near the size of free memory makes the
+#: kernel reclaim everything else and then OOM-kill someone (often the capture itself).
+MEMORY_SHARE = 0.5
+#: V1/V2: a ring must hold at least this many frames of the size snaplen asks for (else ``-s`` decides
+#: the ring's size and ``-B`` means nothing)
+MIN_FRAMES = 2
+MEMINFO = "/proc/meminfo"
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the kernel says are available for new allocations (``MemAvailable`` in
+    /proc/meminfo), or None where it cannot be read."""
+    try:
+        with open(MEMINFO, "rb") as f:
+            for line in f:
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def ring_memory_limit() -> int | None:
+    """The most ring memory afpacket asks for without being forced: ``MEMORY_SHARE`` of MemAvailable
+    (None where /proc/meminfo is unreadable: no limit)."""
+    avail = available_memory()
+    return None if avail is None else int(avail * MEMORY_SHARE)
+
+
+def check_ring_memory(total: int, what: str, *, allow_large: bool = False) -> None:
+    """Refuse (RingAllocationError) rings that together take ``total`` bytes, more than
+    :func:`ring_memory_limit`, unless ``allow_large``; the message names the size that would work.
+    Checked before the allocation, so a too-large request never wakes the OOM killer."""
+    if allow_large:
+        return
+    limit = ring_memory_limit()
+    if limit is None or total <= limit:
+        return
+    mib = 1 << 20
+    raise RingAllocationError(
+        f"{what}: {total // mib} MiB of ring memory is more than half of the memory available now "
+        f"({(limit * 2) // mib} MiB MemAvailable), and ring memory cannot be swapped; ask for at most "
+        f"{limit // mib} MiB (capture -B {limit // 1024}, buffer_size={limit}; transmit: fewer or smaller "
+        "frames), or force it (allow_large_ring=True, CLI --allow-large-ring) if you know the memory is there"
+    )
 
 
 def _pow2_ceil(n: int) -> int:
@@ -138,6 +186,17 @@ class RingGeometry:
         if mtu is not None and version != 3:
             data_len = min(snaplen, mtu + LINK_OVERHEAD)
         frame_size = frame_size_for(version, data_len, reserve)
+        if version != 3 and frame_size * MIN_FRAMES > buffer_size:
+            # V1/V2 frames are sized from the snaplen; a ring that holds fewer than two of them would be
+            # sized by -s instead of -B (tcpdump's -B is the ring size, whatever -s says).
+            most = buffer_size // MIN_FRAMES - (frame_size - data_len)
+            raise RingGeometryError(
+                f"TPACKET_V{version} frames for a snaplen of {data_len} bytes take {frame_size} bytes each, and "
+                f"a buffer of {buffer_size} bytes holds fewer than {MIN_FRAMES} of them; raise the buffer "
+                f"(-B) to at least {-(-frame_size * MIN_FRAMES // 1024)} KiB"
+                + (f", or lower the snaplen (-s) to {most} or less" if most > 0 else "")
+                + " (or use TPACKET_V3, whose frames are not sized by snaplen)"
+            )
         if version == 3:
             # The frame size is not a bound on V3, but the kernel still checks it against the block.
             frame_size = frame_size_for(3, min(data_len, 2048), reserve)

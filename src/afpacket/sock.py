@@ -25,7 +25,7 @@ from .errors import (
     SocketOptionError,
     os_error,
 )
-from .geometry import RingGeometry
+from .geometry import RingGeometry, check_ring_memory
 from .interfaces import ANY, Interface, lookup
 from .ring.layout import layout
 
@@ -136,15 +136,21 @@ class PacketSocket:
         self.setopt("PACKET_VERSION", abi.PACKET_VERSION, layout(version).kernel_enum)
         self.version = version
 
-    def set_ring(self, geometry: RingGeometry, *, retry_smaller: bool = True) -> RingGeometry:
+    def set_ring(
+        self, geometry: RingGeometry, *, retry_smaller: bool = True, allow_large: bool = False
+    ) -> RingGeometry:
         """Create the RX or TX ring ``geometry`` describes (PACKET_RX_RING / PACKET_TX_RING); returns the
-        geometry the kernel accepted. On ENOMEM, with ``retry_smaller``, retry with 3/4 of the blocks,
-        down to 2 blocks, then RingAllocationError. SocketOptionError for other refusals."""
+        geometry the kernel accepted. The socket's rings together may take at most half of MemAvailable
+        (RingAllocationError naming a size that works) unless ``allow_large``. On ENOMEM, with
+        ``retry_smaller``, retry with 3/4 of the blocks, down to 2 blocks, then RingAllocationError.
+        SocketOptionError for other refusals."""
         geometry.validate()
         if geometry.version != self.version:
             raise AfPacketError("ring version differs from the socket's PACKET_VERSION")
         option = abi.PACKET_TX_RING if geometry.tx else abi.PACKET_RX_RING
         name = "PACKET_TX_RING" if geometry.tx else "PACKET_RX_RING"
+        other = self.rx if geometry.tx else self.tx
+        check_ring_memory(geometry.size + (other.size if other else 0), name, allow_large=allow_large)
         wanted = geometry
         while True:
             try:
