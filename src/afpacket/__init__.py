@@ -2,6 +2,7 @@
 
 from typing import TYPE_CHECKING, Any
 
+from . import _startup as _startup  # first: the command holds stop signals from here on (see _startup)
 from ._version import __version__
 from .errors import (
     AfPacketError,
@@ -50,9 +51,9 @@ from .filter import BpfProgram, compile_filter  # noqa: E402
 
 __all__ += ["BpfProgram", "compile_filter"]
 
+from .handoff import receive_capture, serve_socket  # noqa: E402
 from .savefile import PcapngReader, PcapngWriter, PcapReader, PcapWriter, Record, open_reader  # noqa: E402
 from .tofile import CaptureFile, dump, format_for, tee  # noqa: E402
-from .handoff import receive_capture, serve_socket  # noqa: E402
 from .tx import RejectedFrame, TransmitStats, Transmitter, TransmitWarning, TxSlot  # noqa: E402
 
 __all__ += [

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from typing import Literal
 
 from . import _check
-from .errors import SavefileError
+from .errors import AfPacketError, CaptureClosedError, SavefileError
 from .rx import Capture, Packet
 from .savefile import LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, PcapngWriter, PcapWriter, linktype_for
 from .savefile.linktype import cooked_header
@@ -91,6 +91,12 @@ class CaptureFile:
     unknown keyword, as any Python function), ArgumentError for an unusable value (an unknown
     ``fmt``, a negative size or count, a NaN or infinite time), SavefileError when the file cannot be
     created or rotation is asked of standard output.
+
+    Accounting, exact once :meth:`close` returned (or raised): every packet taken from the capture
+    (:attr:`taken`) is either in a file (:attr:`written`) or counted in :attr:`not_written` (a full disk,
+    a closed pipe; :attr:`error` says why). A write that fails ends the file at its last whole record
+    (a file with no room even for its header is removed) and raises a SavefileError; so does every
+    later write.
     """
 
     def __init__(
@@ -135,14 +141,52 @@ class CaptureFile:
         self.file_count = file_count
         self.files: list[str] = []
         self.done = False
-        #: packets written so far, over all files (kept up to date even when a capture stops on an error)
-        self.written = 0
+        self._records_closed = 0  # packet records in the files closed so far
+        self._lost_closed = 0  # and those that could not be written to them
+        self._error: SavefileError | None = None
+        self._kept: dict[str, int] = {}  # records per closed file, to know what a reused (-W) file held
+        #: packets written to files that a -W ring of files has since started over
+        self.overwritten = 0
         self._serial = 0
         self._writer: PcapWriter | PcapngWriter | None = None
         self._ids: dict[int, int] = {}
         self._bytes = 0
         self._opened_at = 0.0
         self._open()
+
+    # -- accounting -----------------------------------------------------------------------------
+    @property
+    def taken(self) -> int:
+        """Packets handed to the writers, over all files: written, still buffered, or not written
+        (up to date even when a capture stops on an error)."""
+        w = self._writer
+        if w is None:
+            return self._records_closed + self._lost_closed
+        return self._records_closed + self._lost_closed + w.records + w.lost + w.buffered
+
+    @property
+    def written(self) -> int:
+        """Packets in the file(s), over all files: records written out whole (for a -W ring of files,
+        including the :attr:`overwritten` ones). Exact after :meth:`close`; while writing, records still
+        in the write buffer are not counted yet (:attr:`taken` counts them)."""
+        w = self._writer
+        return self._records_closed + (w.records if w is not None else 0)
+
+    @property
+    def not_written(self) -> int:
+        """Packets taken from the capture that could not be written (the disk was full, the reader of
+        the pipe went away, ...): :attr:`error` says why."""
+        w = self._writer
+        return self._lost_closed + (w.lost if w is not None else 0)
+
+    @property
+    def error(self) -> SavefileError | None:
+        """The write error that ended the capture file (its ``errno`` and ``reason`` say why when it is a
+        :class:`~afpacket.savefile.WriteError`), or None."""
+        w = self._writer
+        if self._error is None and w is not None:
+            return w.error
+        return self._error
 
     # -- files ----------------------------------------------------------------------------------
     def _name(self) -> str:
@@ -170,19 +214,45 @@ class CaptureFile:
             w = PcapWriter(name, linktype=self.linktype, snaplen=self.snaplen, nanosecond=self.nanosecond,
                            unbuffered=self.unbuffered)
         self._writer = w
+        self.overwritten += self._kept.pop(name, 0)
         self.files.append(name)
         self._bytes = 0
         self._opened_at = time.monotonic()
 
+    def _close_writer(self, received: int | None = None, dropped: int | None = None) -> None:
+        """Close the current file (with a statistics block when counters are given) and add its counts
+        to the totals, also when closing fails (the records that did not fit are counted as not written)."""
+        w, self._writer = self._writer, None
+        if w is None:
+            return
+        try:
+            if isinstance(w, PcapngWriter) and received is not None and self.ifindex in self._ids:
+                w.set_interface_stats(self._ids[self.ifindex], received, dropped or 0)
+            w.close()
+        except SavefileError as e:
+            if self._error is None:
+                self._error = e
+            raise
+        finally:
+            self._records_closed += w.records
+            self._kept[w.name] = w.records
+            self._lost_closed += w.lost
+            if self._error is None:
+                self._error = w.error
+
     def _rotate(self) -> None:
-        assert self._writer is not None
-        self._writer.close()
+        self._close_writer()
         self._serial += 1
         if self.rotate_seconds and self.file_count and not self.file_size and self._serial >= self.file_count:
             self._writer = None
             self.done = True
             return
-        self._open()
+        try:
+            self._open()
+        except SavefileError as e:  # no room for the next file: the capture file ends here
+            if self._error is None:
+                self._error = e
+            raise
 
     # -- records --------------------------------------------------------------------------------
     def _interface_id(self, w: PcapngWriter, ifindex: int) -> int:
@@ -221,7 +291,6 @@ class CaptureFile:
         else:
             w.write(ts_ns, data, wire_len)
             self._bytes += 16 + len(data)
-        self.written += 1
 
     def write_packet(self, pkt: Packet, raw: bool = True) -> None:
         """Append one live packet ``pkt``, as :meth:`Packet.file_record` says it looks on disk (VLAN tag
@@ -238,12 +307,17 @@ class CaptureFile:
     ) -> int:
         """Write the packets of ``capture`` until ``count`` packets, ``duration`` seconds in all,
         ``timeout`` seconds without a packet (all optional, as in :meth:`Capture.packets`), stop() or
-        the end of -W files; returns how many were written.
+        the end of -W files; returns how many were taken (written, or buffered to be written).
 
         Records are built a batch at a time by the ring kernels (``pcap_records``/``pcapng_records``:
         no packet objects), for every ring version, socket type, ``any`` and rotated files; only
         PACKET_COPY_THRESH captures go packet by packet (their full copies live beside the ring).
-        Raises ArgumentError/TypeError for a bad limit, SavefileError when writing fails.
+        When ``count`` ends in the middle of a batch (a V3 block, a run of V1/V2 frames), the rest of
+        that batch is handed back to the kernel unread: the kernel counts those packets as received,
+        they are neither written nor dropped, and a later read does not see them (``packets(count=)``
+        keeps them; the CLI's ``-c`` ends the capture there, as tcpdump's does).
+        Raises ArgumentError/TypeError for a bad limit, SavefileError when writing fails (see the
+        class's accounting).
         """
         count = _check.count("consume()", "count", count)
         duration = _check.seconds("consume()", "duration", duration)
@@ -251,23 +325,23 @@ class CaptureFile:
         if count == 0:
             return 0
         if capture.copy_thresh:
-            start = self.written
+            start = self.taken
             for pkt in capture.packets(count=count, duration=duration, timeout=timeout):
                 self.write_packet(pkt)
-                if self.done or (count is not None and self.written - start >= count):
+                if self.done or (count is not None and self.taken - start >= count):
                     break
-            return self.written - start
+            return self.taken - start
         return self._consume_batches(capture, count, duration, timeout)
 
     def _consume_batches(
         self, capture: Capture, count: int | None, duration: float | None, timeout: float | None
     ) -> int:
         k = capture.kernels
-        start = self.written
+        start = self.taken
         for batch in capture.batches(duration=duration, timeout=timeout):
             i, n = 0, batch.count
             if count is not None:
-                n = min(n, count - (self.written - start))
+                n = min(n, count - (self.taken - start))
             while i < n:
                 w = self._writer
                 if w is None:
@@ -292,12 +366,11 @@ class CaptureFile:
                 else:
                     j = k.pcap_records(batch, i, n, out, self.nanosecond, budget)
                 self._bytes += len(out) - before
-                w.commit_pending()
-                self.written += j - i
+                w.commit_pending(j - i)  # may raise (disk full): the writer has counted them by then
                 i = j
-            if self.done or (count is not None and self.written - start >= count):
+            if self.done or (count is not None and self.taken - start >= count):
                 break
-        return self.written - start
+        return self.taken - start
 
     def flush(self) -> None:
         """Write every buffered record to the current file now (SavefileError if that fails)."""
@@ -307,13 +380,10 @@ class CaptureFile:
     def close(self, received: int | None = None, dropped: int | None = None) -> None:
         """Close the current file. A pcapng file gets the capture's counters in an Interface
         Statistics Block: ``received`` packets (by the filter) and ``dropped`` (the kernel's, from
-        :meth:`Capture.stats`); None writes none. Safe to call twice."""
-        w, self._writer = self._writer, None
-        if w is None:
-            return
-        if isinstance(w, PcapngWriter) and received is not None and self.ifindex in self._ids:
-            w.set_interface_stats(self._ids[self.ifindex], received, dropped or 0)
-        w.close()
+        :meth:`Capture.stats`); None writes none. After a failed write the block is still written if
+        it fits. Safe to call twice. Raises SavefileError when the buffered records cannot be written
+        (they are counted in :attr:`not_written`)."""
+        self._close_writer(received, dropped)
 
 
 def open_for(
@@ -402,15 +472,20 @@ def dump(
 
     Stops after ``count`` packets, ``duration`` seconds in all, ``timeout`` seconds without a packet
     (as :meth:`Capture.packets`), at stop(), or when a -W run of files is complete; with no limit it
-    runs until stop()/close() from another thread or a signal handler. ``fmt`` is "pcap" or
+    runs until stop()/close() from another thread or a signal handler. When ``count`` ends in the middle
+    of a batch, the rest of that batch goes back to the kernel unread (see :meth:`CaptureFile.consume`). ``fmt`` is "pcap" or
     "pcapng", or None (the default) to follow the file name: ``out.pcapng`` is pcapng, anything else
     pcap (see :func:`format_for`; an explicit ``fmt`` wins). ``cooked``, ``nanosecond``,
     ``unbuffered``, ``file_size``, ``rotate_seconds`` and ``file_count`` are :func:`open_for`'s.
 
     VLAN tags the kernel stripped are put back; a pcapng file ends with the kernel's counters (an
-    Interface Statistics Block). The file ends with the last whole packet even if the capture stops
-    with an error. An unknown keyword is a TypeError (as for any Python function), a bad value an
-    ArgumentError naming the parameter; SavefileError when the file cannot be written.
+    Interface Statistics Block; none when the capture was closed meanwhile, its counters are gone).
+    Whatever ends it — a limit, stop(), close() from another thread (the count of packets written is
+    returned, as for a limit), an error from the capture or from the file — every packet it took is
+    in the file, which is closed and ends with a whole record, or is counted as not written (a full
+    disk: the SavefileError raised says so). An unknown keyword is a TypeError (as for any Python
+    function), a bad value an ArgumentError naming the parameter; SavefileError when the file cannot
+    be written.
 
     Example::
 
@@ -425,13 +500,27 @@ def dump(
         capture, path, fmt, cooked=cooked, nanosecond=nanosecond, unbuffered=unbuffered, file_size=file_size,
         rotate_seconds=rotate_seconds, file_count=file_count,
     )
-    n = 0
     try:
-        n = out.consume(capture, count, duration, timeout)
+        out.consume(capture, count, duration, timeout)
+    except CaptureClosedError:
+        pass  # close() from another thread: the documented way to end an unbounded dump
+    except SavefileError:
+        raise
+    except (AfPacketError, OSError, ValueError):
+        if not getattr(capture, "_closed", False):
+            raise
+        # Closed from another thread while the reader was inside the walk: an older capture could end
+        # the walk with LinkDownError, EBADF or an expired batch; the packets taken are kept all the same.
     finally:
-        st = capture.stats()
-        out.close(st.received, st.drops)
-    return n
+        received: int | None = None
+        dropped: int | None = None
+        try:
+            st = capture.stats()
+            received, dropped = st.received, st.drops
+        except (AfPacketError, OSError):
+            pass  # closed meanwhile: the file is closed all the same, without a statistics block
+        out.close(received, dropped)
+    return out.written
 
 
 __all__ = ["FORMATS", "CaptureFile", "cooked_header", "dump", "format_for", "frame_of", "open_for", "tee"]

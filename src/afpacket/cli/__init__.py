@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import click
 
-from .. import __version__, ring
+from .. import __version__, _startup, ring
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(
     __version__, prog_name="afpacket", message=f"%(prog)s %(version)s (ring kernels: {ring.IMPLEMENTATION})"
 )
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Line-rate packet capture and transmission through AF_PACKET PACKET_MMAP rings."""
+    # Stop signals were held since start-up (afpacket._startup): capture takes them over, the other
+    # subcommands get the usual handlers back.
+    _startup.settle(capture=ctx.invoked_subcommand == "capture")
 
 
 def _register() -> None:

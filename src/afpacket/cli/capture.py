@@ -13,12 +13,14 @@ from typing import Any
 
 import click
 
+from .. import _startup
 from .._check import MAX_SECONDS
 from ..errors import AfPacketError
 from ..filter import BpfProgram, compile_filter, with_direction
 from ..interfaces import ANY, capture_order, default_interface, list_interfaces, lookup, status_words
 from ..privileges import drop_privileges, lookup_user, writable_as
 from ..rx import Capture
+from ..savefile._io import WriteError
 from ..savefile.linktype import (
     LINKTYPE_LINUX_SLL,
     LINKTYPE_LINUX_SLL2,
@@ -32,7 +34,7 @@ from .output import MAX_SNAPLEN, PositiveFloat, filter_expression, make_writer, 
 from .report import LiveStatus, write_stats_json
 
 #: Signals that end a capture cleanly between packets (the file ends with a whole record), as in tcpdump.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = _startup.STOP_SIGNALS
 #: The smallest -C file, in bytes: a file must hold at least a header and a record or two, else a
 #: tiny value (``-C 0.000001``) makes a new file for every packet, thousands of them.
 MIN_FILE_SIZE = 4096
@@ -48,11 +50,74 @@ def _plural(n: int, what: str) -> str:
     return f"{n} {what}{'s' if n != 1 else ''}"
 
 
-def print_summary(captured: int, received: int, dropped: int) -> None:
-    """tcpdump's closing statistics, one per line on stderr."""
-    click.echo(f"{_plural(captured, 'packet')} captured", err=True)
-    click.echo(f"{_plural(received, 'packet')} received by filter", err=True)
-    click.echo(f"{_plural(dropped, 'packet')} dropped by kernel", err=True)
+def print_summary(
+    captured: int, received: int, dropped: int, not_written: int = 0, why: str = "", overwritten: int = 0
+) -> None:
+    """tcpdump's closing statistics, one per line on stderr. With ``-w``, "captured" is the number of
+    records written to the file(s); lines after it say which of them a -W ring of files has reused since
+    and how many packets could not be written (and why), before the kernel's counters."""
+    lines = [f"{_plural(captured, 'packet')} captured"]
+    if overwritten:
+        lines.append(f"{_plural(overwritten, 'packet')} of them in files since reused by -W")
+    if not_written:
+        lines.append(f"{_plural(not_written, 'packet')} could not be written ({why})")
+    lines += [f"{_plural(received, 'packet')} received by filter", f"{_plural(dropped, 'packet')} dropped by kernel"]
+    try:
+        click.echo("\n".join(lines), err=True)
+    except OSError:  # stderr went away too: nothing left to tell
+        pass
+
+
+class _Stop:
+    """The stop signals (SIGINT, SIGTERM, SIGHUP) of one capture, from the first line of the command.
+
+    The handler never raises (no KeyboardInterrupt can cut a write or a teardown in half): it records
+    the first signal and asks the capture to stop, which then ends between batches, closes its file on
+    a whole record and prints its summary. Before the socket is open there is nothing to summarise:
+    :meth:`before_open` ends the process quietly, as the signal would have (the shell shows 128 + N).
+    A signal that arrived during start-up (held by afpacket._startup) counts as arrived now. A signal
+    the process inherited as ignored (nohup, a background job of a script) stays ignored, as in tcpdump.
+    """
+
+    def __init__(self) -> None:
+        self.signum = _startup.pending
+        self.cap: Capture | None = None
+
+    def install(self) -> None:
+        for sig in STOP_SIGNALS:
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if not self.signum:
+            self.signum = signum
+        cap = self.cap
+        if cap is not None:
+            try:
+                cap.stop()
+            except Exception:  # a handler must not raise into the code it interrupted
+                pass
+
+    def before_open(self) -> None:
+        if self.signum:
+            _startup.exit_by(self.signum)
+
+    def attach(self, cap: Capture) -> None:
+        """From now on a stop signal stops ``cap`` (at once, if one came while it was being opened)."""
+        self.cap = cap
+        if self.signum:
+            cap.stop()
+
+
+def _quiet_stdout() -> None:
+    """The reader of stdout went away: point fd 1 at /dev/null so that nothing later (our flushes,
+    Python's at exit) fails on it again, as tcpdump ends quietly on SIGPIPE."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def list_lines() -> list[str]:
@@ -113,7 +178,7 @@ class _Progress:
                     drops = self._cap.stats().drops
                 except AfPacketError:
                     return
-            n = self._out.written
+            n = self._out.taken
             rate = n / max(time.monotonic() - start, 1e-9)
             self.status.update(f"Got {n}  ({rate:,.0f} packets/s, {drops} dropped by kernel)")
 
@@ -177,6 +242,8 @@ def capture_cmd(
 
     EXPRESSION is a tcpdump filter (e.g. `udp port 53`), compiled by libpcap and run in the kernel.
     SIGUSR1 prints the statistics so far; SIGINT, SIGTERM and SIGHUP end the capture with its summary."""
+    stop = _Stop()
+    stop.install()
     if list_only:
         for line in list_lines():
             click.echo(line)
@@ -225,6 +292,7 @@ def capture_cmd(
         lo_index = _loopback_index() if iface in (ANY, "lo") or _is_loopback(iface) else None
         program = with_direction(program, direction="inout" if direction == "in" else direction,
                                  loopback_ifindex=lo_index, snaplen=snaplen)
+        stop.before_open()
         cap = Capture(
             iface,
             version=int(tpacket_version),
@@ -238,6 +306,7 @@ def capture_cmd(
     except AfPacketError as e:
         fail(str(e))
         return
+    stop.attach(cap)
     cooked = 1 if linktype == LINKTYPE_LINUX_SLL else 2
     if dgram:
         cap._ring.set_cooked(cooked)  # printed lines and file records get the same cooked header
@@ -285,18 +354,23 @@ def capture_cmd(
 
     def interim(signum: int, frame: FrameType | None) -> None:
         # SIGUSR1, as tcpdump: the statistics so far on one line, and the capture goes on.
-        with stats_lock:
-            st = cap.stats()
-        click.echo(f"afpacket: {_plural(captured_now(), 'packet')} captured, {_plural(st.received, 'packet')} "
-                   f"received by filter, {_plural(st.drops, 'packet')} dropped by kernel", err=True)
+        try:
+            with stats_lock:
+                st = cap.stats()
+            n = out.taken if out is not None else int(state["captured"])
+            click.echo(f"afpacket: {_plural(n, 'packet')} captured, {_plural(st.received, 'packet')} "
+                       f"received by filter, {_plural(st.drops, 'packet')} dropped by kernel", err=True)
+        except (AfPacketError, OSError, RuntimeError):  # closing, or stderr busy or gone: skip this one
+            pass
 
-    old: dict[int, Any] = {sig: signal.signal(sig, lambda signum, frame: cap.stop()) for sig in STOP_SIGNALS}
-    old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, interim)
+    # The stop handlers stay until the process exits: a signal during the teardown must not cut it short.
+    signal.signal(signal.SIGUSR1, interim)
     progress = None
     if out is not None and not show:
         progress = _Progress(cap, out, LiveStatus.enabled_for(sys.stderr, quiet) and write_path != "-", stats_lock)
     started = time.monotonic()
     error: str | None = None
+    closed_output = False
     try:
         if out is not None and not show:
             out.consume(cap, count, duration)  # block-at-a-time fast path
@@ -315,21 +389,47 @@ def capture_cmd(
                 state["captured"] += 1
                 data, wire = pkt.file_record()
                 writer.write(pkt.timestamp_ns, data, wire, print_type)
+    except WriteError as e:
+        # The -w output failed: a full disk is an error; a reader that went away (-w - | head) is the end
+        # of the output, which tcpdump meets quietly (its SIGPIPE handler prints the summary, exit 0).
+        if e.output_closed:
+            closed_output = True
+        else:
+            error = str(e)
     except AfPacketError as e:
         error = str(e)
-    except BrokenPipeError:
-        error = "output closed (broken pipe)"
+    except BrokenPipeError:  # printed lines: the reader of stdout went away
+        closed_output = True
     finally:
         if progress is not None:
             progress.close()
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
+    if closed_output:
+        _quiet_stdout()
     seconds = time.monotonic() - started
-    captured, received, dropped = _finish(cap, captured_now(), out)
+    received, dropped, close_error = _finish(cap, out)
+    failure = out.error if out is not None else None
+    ended_by_reader = isinstance(failure, WriteError) and failure.output_closed
+    if close_error is not None and error is None and not ended_by_reader:
+        error = close_error
+    captured = captured_now()
+    not_written = out.not_written if out is not None else 0
+    why = ""
+    if isinstance(failure, WriteError):
+        why = "output closed" if ended_by_reader else failure.reason
+    elif failure is not None:
+        why = str(failure)
+    if error is not None:
+        click.echo(f"afpacket: {error}", err=True)
+    overwritten = out.overwritten if out is not None else 0
+    print_summary(captured, received, dropped, not_written, why, overwritten)
     if stats_json is not None:
         summary = {
             "command": "capture", "interface": iface, "link_type": LINKTYPE_NAMES.get(linktype, (str(linktype),))[0],
             "captured": captured, "received_by_filter": received, "dropped_by_kernel": dropped,
+            "written": out.written if out is not None else None, "not_written": not_written,
+            "overwritten": overwritten,
+            "not_written_reason": why or None, "files": list(out.files) if out is not None else [],
+            "stop_signal": signal.Signals(stop.signum).name if stop.signum else None,
             "seconds": round(seconds, 6), "file": write_path, "error": error,
         }
         try:
@@ -338,7 +438,6 @@ def capture_cmd(
             click.echo(f"afpacket: {e}", err=True)
             error = error or str(e)
     if error is not None:
-        click.echo(f"afpacket: {error}", err=True)
         sys.exit(1)
 
 
@@ -378,20 +477,30 @@ def _is_loopback(name: str) -> bool:
         return False
 
 
-def _finish(cap: Capture, captured: int, out: CaptureFile | None) -> tuple[int, int, int]:
+def _finish(cap: Capture, out: CaptureFile | None) -> tuple[int, int, str | None]:
+    """Read the kernel's counters, close the capture, then the file (its statistics block carries the
+    counters): (received, dropped, the error closing the file raised, if any). Counting what reached
+    the file is the file's (``out.written``, exact once closed)."""
     try:
         sys.stdout.flush()
-    except (BrokenPipeError, ValueError):
+    except OSError:
+        _quiet_stdout()
+    except ValueError:
         pass
-    st = cap.stats()
+    received = dropped = 0
+    problem: str | None = None
+    try:
+        st = cap.stats()
+        received, dropped = st.received, st.drops
+    except AfPacketError as e:
+        problem = str(e)
     cap.close()
     if out is not None:
         try:
-            out.close(st.received, st.drops)
+            out.close(received, dropped)
         except AfPacketError as e:
-            click.echo(f"afpacket: {e}", err=True)
-    print_summary(captured, st.received, st.drops)
-    return captured, st.received, st.drops
+            problem = str(e)
+    return received, dropped, problem
 
 
 __all__ = ["capture_cmd", "list_cmd", "list_lines"]

@@ -2,7 +2,9 @@
 
 Writers keep whole records in a bytearray and hand the kernel whole records only. When a write fails
 part-way (a full disk: ENOSPC, EDQUOT), the file is cut back to the end of the last complete record, so
-every reader still sees a clean file; the writer then raises SavefileError.
+every reader still sees a clean file; the writer then raises :class:`WriteError` (a SavefileError) that
+says how many whole records of the failed write did reach the output, so the writers can count exactly
+what is in the file and what is not.
 """
 
 from __future__ import annotations
@@ -22,8 +24,29 @@ from ..errors import SavefileError
 FLUSH_THRESHOLD = 256 * 1024
 
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+#: the reader of a pipe or socket went away (``capture -w - | head``): the output is closed, not broken
+_CLOSED = frozenset({errno.EPIPE, errno.ECONNRESET})
 
 PathOrFile = str | os.PathLike[str] | BinaryIO
+#: ``boundary(buf, n)``: (length of the longest run of whole records at the start of ``buf`` within
+#: ``n`` bytes, how many packet records that run holds)
+Boundary = Callable[[bytes | bytearray, int], tuple[int, int]]
+
+
+class WriteError(SavefileError):
+    """Writing a savefile failed part-way. ``errno`` is the system's reason (ENOSPC, EDQUOT, EPIPE, ...;
+    None when unknown), ``reason`` its text, ``records`` the whole packet records of the failed write that
+    reached the output before it failed (the writers count them as written, the rest as not written),
+    ``output_closed`` whether the reader of a pipe went away (EPIPE), which a capture treats as the end of
+    its output rather than as a fault."""
+
+    def __init__(self, message: str, errno_: int | None, reason: str, records: int) -> None:
+        super().__init__(message)
+        self.errno = errno_
+        self.reason = reason
+        self.records = records
+        self.output_closed = errno_ in _CLOSED
+        self.disk_full = errno_ in _DISK_FULL
 
 
 def display_name(target: object, std: str = "<stdin>") -> str:
@@ -79,19 +102,22 @@ class Sink:
     """A binary output that only ever receives whole records.
 
     ``boundary(buf, n)`` is the format's record walker: the length of the longest prefix of ``buf``
-    made of complete records that fits in ``n`` bytes. It runs only after a failed write.
+    made of complete records that fits in ``n`` bytes, and how many packet records it holds. It runs
+    only after a failed write.
     """
 
-    def __init__(self, target: PathOrFile, boundary: Callable[[bytes | bytearray, int], int]) -> None:
+    def __init__(self, target: PathOrFile, boundary: Boundary) -> None:
         self.name = display_name(target, "<stdout>")
         self._boundary = boundary
         self._owned = False
+        self._path: str | None = None
         if isinstance(target, str | os.PathLike):
             if os.fspath(target) == "-":
-                self._file: BinaryIO = sys.stdout.buffer
+                self._file: BinaryIO = _stdout()
             else:
                 self._file = _create(target, self.name)
                 self._owned = True
+                self._path = os.fspath(target)
         elif callable(getattr(target, "write", None)):
             self._file = target
         else:
@@ -112,10 +138,12 @@ class Sink:
         except (OSError, ValueError, AttributeError):
             pass
 
-    def write_records(self, buf: bytearray) -> None:
-        """Write ``buf`` (whole records) out completely, or cut the file back and raise."""
+    def write_records(self, buf: bytearray, *, header: bool = False) -> None:
+        """Write ``buf`` (whole records) out completely, or cut the file back and raise WriteError.
+        ``header``: ``buf`` is the file header, which counts only when written whole."""
         view = memoryview(buf)
         done = 0
+        failure: OSError | None = None
         try:
             while done < len(buf):
                 n = self._write(view[done:])
@@ -123,16 +151,24 @@ class Sink:
                     raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN))
                 done += n
         except OSError as e:
-            self._fail(buf, done, e)
+            failure = e
         finally:
-            view.release()
+            view.release()  # before the caller clears ``buf``, which an export would forbid
+        if failure is not None:
+            self._fail(buf, done, failure, header)
         self._good += done
 
-    def _fail(self, buf: bytearray, done: int, err: OSError) -> None:
-        what = os.strerror(err.errno) if err.errno else str(err)
-        if err.errno in _DISK_FULL:
-            what += " (disk full or over quota)"
-        kept = self._boundary(buf, done)
+    def _fail(self, buf: bytearray, done: int, err: OSError, header: bool) -> None:
+        code = err.errno
+        reason = os.strerror(code) if code else str(err)
+        name = errno.errorcode.get(code or 0)
+        what = f"{reason} ({name})" if name else reason
+        kept, records = (0, 0) if header else self._boundary(buf, done)
+        fix = ""
+        if code in _DISK_FULL:
+            fix = "; free space on that file system or write the capture elsewhere"
+        if code in _CLOSED:
+            what = f"the reader closed it ({name})"
         if self._fd is not None and self._exact:
             # Drop the partial record the kernel accepted before the error.
             try:
@@ -142,11 +178,32 @@ class Sink:
                 pass
             else:
                 self._good += kept
-                raise SavefileError(
-                    f"writing {self.name} failed: {what}; the file was cut back to its last complete "
-                    f"record at byte offset {self._good}"
-                ) from None
-        raise SavefileError(f"writing {self.name} failed: {what}") from None
+                if self._good == 0 and self._path is not None:
+                    where = "not even its file header fit, so the file is removed"  # by discard()
+                else:
+                    where = f"the file was cut back to its last complete record (byte {self._good})"
+                raise WriteError(f"writing {self.name} failed: {what}; {where}{fix}", code, reason, records) from None
+        elif not self._exact:
+            records = 0  # a buffered file object: no telling how much of it got through
+        raise WriteError(f"writing {self.name} failed: {what}{fix}", code, reason, records) from None
+
+    @property
+    def empty(self) -> bool:
+        """Nothing whole reached the output yet (not even a file header)."""
+        return self._good == 0
+
+    def discard(self) -> None:
+        """Close, and remove the file if this sink created it and it holds nothing (a file header that
+        did not fit on a full disk): an empty file would only be a file no reader can open."""
+        path = self._path if self._owned and self._fd is not None and self._good == 0 else None
+        try:
+            self.close()
+        finally:
+            if path is not None:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass
 
     def flush(self) -> None:
         flush = getattr(self._file, "flush", None)
@@ -163,6 +220,18 @@ class Sink:
                 self._file.close()
             except OSError as e:
                 raise SavefileError(f"closing {self.name} failed: {e.strerror}") from None
+
+
+def _stdout() -> BinaryIO:
+    """Standard output for records: the descriptor itself, unbuffered, so that a write that fails (the
+    reader of the pipe went away) tells exactly how many bytes got through; Python's own buffered
+    stdout when there is no descriptor (an embedding that replaced sys.stdout)."""
+    try:
+        fd = sys.stdout.fileno()
+        sys.stdout.flush()
+    except (AttributeError, OSError, ValueError):
+        return sys.stdout.buffer
+    return open(fd, "wb", buffering=0, closefd=False)
 
 
 class Source:

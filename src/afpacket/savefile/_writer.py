@@ -1,15 +1,13 @@
-"""What the pcap and pcapng writers share: whole-record buffering, flush, close, and live packets."""
+"""What the pcap and pcapng writers share: whole-record buffering, flush, close, live packets, and the
+count of packet records that reached the file (``records``) and that could not (``lost``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol, Self
 
 from ..errors import SavefileError
-from ._io import FLUSH_THRESHOLD, PathOrFile, Sink
-
-Boundary = Callable[[bytes | bytearray, int], int]
+from ._io import FLUSH_THRESHOLD, Boundary, PathOrFile, Sink, WriteError
 
 
 class CapturedPacket(Protocol):
@@ -51,7 +49,13 @@ class CapturedPacket(Protocol):
 class RecordWriter:
     """Buffers whole records in ``self._buf`` and hands them to the sink in whole records only.
 
-    Subclasses append one complete record to ``self._buf`` per write and then call ``self._commit()``.
+    Subclasses append one complete record to ``self._buf`` per write, add one to ``self._pending`` for
+    a packet record, and then call ``self._commit()``.
+
+    Accounting: ``records`` counts the packet records known to be in the file (written out whole),
+    ``lost`` those that could not be written (a full disk, a closed pipe: the ones after the file's last
+    whole record), ``error`` is the WriteError that ended the file (None while all is well). Records
+    still in the buffer are in neither count; after :meth:`close` every record written is in one of them.
     """
 
     def __init__(
@@ -66,16 +70,24 @@ class RecordWriter:
         self._threshold = 0 if unbuffered else FLUSH_THRESHOLD
         self._closed = False
         self._failed = False
+        #: packet records in the file / that could not be written / in the buffer
+        self.records = 0
+        self.lost = 0
+        self._pending = 0
+        self.error: WriteError | None = None
 
     def _start(self, header: bytes) -> None:
-        """Write the file header at once, so even an empty capture is a valid file; close on failure."""
+        """Write the file header at once, so even an empty capture is a valid file. On failure close,
+        and remove a file this writer created that did not get even its header (it could not be read)."""
         self._buf += header
         try:
-            self._drain()
+            self._sink.write_records(self._buf, header=True)
         except BaseException:
             self._closed = True
-            self._sink.close()
+            self._sink.discard()
             raise
+        finally:
+            self._buf.clear()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -93,16 +105,27 @@ class RecordWriter:
     def _drain(self) -> None:
         if not self._buf:
             return
+        pending, self._pending = self._pending, 0
         try:
             self._sink.write_records(self._buf)
-        except SavefileError:
+        except WriteError as e:
             self._failed = True
+            if self.error is None:
+                self.error = e
+            self.records += e.records
+            self.lost += pending - e.records
+            raise
+        except BaseException:
+            self._failed = True
+            self.lost += pending
             raise
         finally:
             self._buf.clear()
+        self.records += pending
 
-    def write_raw(self, records: bytes | bytearray | memoryview) -> None:
-        """Append whole records already in this file's format (and byte order).
+    def write_raw(self, records: bytes | bytearray | memoryview, count: int = 0) -> None:
+        """Append whole records already in this file's format (and byte order); ``count`` is how many
+        packet records they hold (for :attr:`records`/:attr:`lost`; 0 leaves them uncounted).
 
         For fast paths that format a batch of records at once (afpacket.tofile does, a V3 block at a
         time); the records are buffered and written like any others.
@@ -110,8 +133,14 @@ class RecordWriter:
         if self._closed or self._failed:
             self._check_open()
         self._buf += records
+        self._pending += count
         if len(self._buf) >= self._threshold:
             self._commit()
+
+    @property
+    def buffered(self) -> int:
+        """Packet records in the buffer, not written yet (flush() or close() writes them)."""
+        return self._pending
 
     @property
     def pending(self) -> bytearray:
@@ -121,8 +150,10 @@ class RecordWriter:
             self._check_open()
         return self._buf
 
-    def commit_pending(self) -> None:
-        """Write the buffer out if it is full (see :attr:`pending`)."""
+    def commit_pending(self, count: int = 0) -> None:
+        """Count ``count`` packet records appended to :attr:`pending`, and write the buffer out if it
+        is full. On a failed write the records are counted as :attr:`records` or :attr:`lost`."""
+        self._pending += count
         self._commit()
 
     def flush(self) -> None:
@@ -135,7 +166,10 @@ class RecordWriter:
         """Called once by close() before the buffer is drained: add trailing blocks here."""
 
     def close(self) -> None:
-        """Write what is buffered and close the file (if this writer opened it). Safe to call twice."""
+        """Write what is buffered and close the file (if this writer opened it). Safe to call twice.
+
+        After a failed write the trailing blocks (pcapng's statistics) are still tried, since cutting the
+        file back may have left room for them; a second failure is not raised again."""
         if self._closed:
             return
         self._closed = True
@@ -144,6 +178,15 @@ class RecordWriter:
                 self._finish()
                 self._drain()
                 self._sink.flush()
+            else:
+                self._buf.clear()
+                self._pending = 0
+                self._finish()
+                try:
+                    self._drain()
+                    self._sink.flush()
+                except SavefileError:
+                    pass
         finally:
             self._sink.close()
 
