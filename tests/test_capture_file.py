@@ -319,3 +319,23 @@ def test_any_capture_cooked_header_version(tmp_path: Path, cooked: int) -> None:
                                text=True, check=True).stdout.splitlines()
         heads = [line for line in lines if not line.startswith("\t")]  # tcpdump hex-dumps unknown payloads
         assert len(heads) == 3 and all("ethertype Unknown (0x88b5)" in line for line in heads)
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_size_rotation_through_write_counts_what_is_written(tmp_path: Path, fmt: str) -> None:
+    # -C through the per-packet path (printing captures use it): a file is rotated once it holds more
+    # than file_size bytes, as tcpdump does, so each finished file is over the limit by less than one record.
+    from afpacket import CaptureFile
+
+    limit = 10_000
+    out = CaptureFile(tmp_path / f"w.{fmt}", fmt=fmt, linktype=1, snaplen=262144, file_size=limit)  # type: ignore[arg-type]
+    sizes = [61, 64, 97, 1514, 3]
+    for n in range(300):
+        out.write(n * 1000, bytes(sizes[n % len(sizes)]), sizes[n % len(sizes)], ifindex=1, pkttype=0)
+    out.close()
+    files = [Path(f) for f in out.files]
+    assert len(files) >= 5
+    record_max = 32 + 16 + 1514 + 3  # EPB with its flags option, the largest frame, padding
+    for f in files[:-1]:
+        assert limit < f.stat().st_size <= limit + record_max, (f, f.stat().st_size)
+    assert sum(len(list(open_reader(str(f)))) for f in files) == 300

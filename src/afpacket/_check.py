@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import sys
 from collections.abc import Iterable
 
 from .errors import ArgumentError
@@ -21,6 +22,9 @@ MAX_SECONDS = 1e9
 MAX_WAIT = (2**31 - 1) // 1000
 #: Parameters that end up as one poll() timeout, so :data:`MAX_WAIT` bounds them.
 _WAITS = frozenset({"timeout", "poll_timeout"})
+#: The largest count accepted: what a C ``Py_ssize_t`` holds (``itertools.islice``, ``range`` and the C
+#: kernels take no more); no capture or file gets anywhere near it, so beyond it a count is a mistake.
+MAX_COUNT = sys.maxsize
 
 
 def _type_name(value: object) -> str:
@@ -29,6 +33,12 @@ def _type_name(value: object) -> str:
 
 def _at(where: str) -> str:
     return f"{where}: " if where else ""
+
+
+def _short(value: object) -> str:
+    """``repr(value)``, cut short: a message must stay one readable line even for a 400-digit number."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} characters)"
 
 
 def seconds(
@@ -45,20 +55,30 @@ def seconds(
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         or_none = " or None" if optional else ""
         raise TypeError(f"{_at(where)}{name} must be a number of seconds{or_none}, not {_type_name(value)}")
-    f = float(value)
+    limit = MAX_WAIT if name in _WAITS else MAX_SECONDS
+    try:
+        f = float(value)
+    except OverflowError:  # an int (or Fraction, Decimal) too large for a float is above any limit
+        raise ArgumentError(
+            f"{_at(where)}{name} must be at most {limit:.0f} seconds{none}, got {_short(value)}"
+        ) from None
     if math.isnan(f) or math.isinf(f) or f < 0 or (f == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ArgumentError(
             f"{_at(where)}{name} must be a finite number of seconds {bound}{none}, got {value!r}"
         )
-    limit = MAX_WAIT if name in _WAITS else MAX_SECONDS
     if f > limit:
         raise ArgumentError(f"{_at(where)}{name} must be at most {limit:.0f} seconds{none}, got {value!r}")
     return f
 
 
-def count(where: str, name: str, value: object, *, allow_zero: bool = True, optional: bool = True) -> int | None:
-    """``value`` as an int >= 0 (> 0 unless ``allow_zero``), or None when ``optional``."""
+def count(
+    where: str, name: str, value: object, *, allow_zero: bool = True, optional: bool = True,
+    maximum: int = MAX_COUNT,
+) -> int | None:
+    """``value`` as an int >= 0 (> 0 unless ``allow_zero``) and at most ``maximum`` (by default
+    :data:`MAX_COUNT`; give the field's own limit, such as ``0xFFFFFFFF`` for a 32-bit file field, where a
+    larger value would fail later as a ``struct.error``), or None when ``optional``."""
     if value is None:
         if not optional:
             raise TypeError(f"{_at(where)}{name} must be an integer, not None")
@@ -72,7 +92,9 @@ def count(where: str, name: str, value: object, *, allow_zero: bool = True, opti
         raise TypeError(f"{_at(where)}{name} must be an integer{or_none}, not {_type_name(value)}") from None
     if n < 0 or (n == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ArgumentError(f"{_at(where)}{name} must be {bound}{none}, got {n}")
+        raise ArgumentError(f"{_at(where)}{name} must be {bound}{none}, got {_short(n)}")
+    if n > maximum:
+        raise ArgumentError(f"{_at(where)}{name} must be at most {maximum}{none}, got {_short(n)}")
     return n
 
 

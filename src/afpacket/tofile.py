@@ -20,6 +20,7 @@ from .errors import AfPacketError, CaptureClosedError, SavefileError
 from .rx import Capture, Packet
 from .savefile import LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, PcapngWriter, PcapWriter, linktype_for
 from .savefile.linktype import cooked_header
+from .savefile.pcapng import EPB_FIXED_FLAGS
 
 Format = Literal["pcap", "pcapng"]
 FORMATS: tuple[Format, ...] = ("pcap", "pcapng")
@@ -216,7 +217,7 @@ class CaptureFile:
         self._writer = w
         self.overwritten += self._kept.pop(name, 0)
         self.files.append(name)
-        self._bytes = 0
+        self._bytes = w.size  # the file header (and interface block) count toward -C, as in tcpdump
         self._opened_at = time.monotonic()
 
     def _close_writer(self, received: int | None = None, dropped: int | None = None) -> None:
@@ -262,9 +263,11 @@ class CaptureFile:
                 name = socket.if_indextoname(ifindex)
             except OSError:
                 name = f"ifindex{ifindex}"
+            before = w.size
             iid = self._ids[ifindex] = w.add_interface(
                 name, self.linktype, self.snaplen, 9 if self.nanosecond else 6, ifindex=ifindex
             )
+            self._bytes += w.size - before
         return iid
 
     def write(self, ts_ns: int, data: bytes | memoryview, wire_len: int, ifindex: int = 0, pkttype: int = 0) -> None:
@@ -287,7 +290,8 @@ class CaptureFile:
             assert w is not None
         if isinstance(w, PcapngWriter):
             w.write(ts_ns, data, wire_len, self._interface_id(w, ifindex), pkttype)
-            self._bytes += 40 + len(data)
+            n = len(data)
+            self._bytes += EPB_FIXED_FLAGS + n + (-n & 3)  # the block as written: flags option, padding
         else:
             w.write(ts_ns, data, wire_len)
             self._bytes += 16 + len(data)
@@ -473,9 +477,9 @@ def dump(
     Stops after ``count`` packets, ``duration`` seconds in all, ``timeout`` seconds without a packet
     (as :meth:`Capture.packets`), at stop(), or when a -W run of files is complete; with no limit it
     runs until stop()/close() from another thread or a signal handler. When ``count`` ends in the middle
-    of a batch, the rest of that batch goes back to the kernel unread (see :meth:`CaptureFile.consume`). ``fmt`` is "pcap" or
-    "pcapng", or None (the default) to follow the file name: ``out.pcapng`` is pcapng, anything else
-    pcap (see :func:`format_for`; an explicit ``fmt`` wins). ``cooked``, ``nanosecond``,
+    of a batch, the rest of that batch goes back to the kernel unread (see :meth:`CaptureFile.consume`).
+    ``fmt`` is "pcap" or "pcapng", or None (the default) to follow the file name: ``out.pcapng`` is
+    pcapng, anything else pcap (see :func:`format_for`; an explicit ``fmt`` wins). ``cooked``, ``nanosecond``,
     ``unbuffered``, ``file_size``, ``rotate_seconds`` and ``file_count`` are :func:`open_for`'s.
 
     VLAN tags the kernel stripped are put back; a pcapng file ends with the kernel's counters (an

@@ -58,15 +58,28 @@ class PositiveFloat(_FloatParam):
         else:
             try:
                 v = float(value)
+            except OverflowError:  # an int beyond what a float holds
+                v = math.inf
             except (TypeError, ValueError):
-                self.fail(f"{value!r} is not a number", param, ctx)
+                self.fail(f"{_shown(value)} is not a number", param, ctx)
+        shown = _shown(value)
+        if v == math.inf and "inf" not in str(value).lower():
+            # a finite number written out (1e999, 400 digits) beyond what a float holds
+            self.fail(f"{shown} is too large{f' (the maximum is {self.maximum:g})' if self.maximum else ''}",
+                      param, ctx)
         if not math.isfinite(v) or v < 0 or (v == 0 and not self.zero):
-            self.fail(f"{value!r} must be a finite number {'>= 0' if self.zero else '> 0'}", param, ctx)
+            self.fail(f"{shown} must be a finite number {'>= 0' if self.zero else '> 0'}", param, ctx)
         if self.minimum is not None and v < self.minimum:
-            self.fail(f"{value!r} is below the minimum {self.minimum:g}{self.why}", param, ctx)
+            self.fail(f"{shown} is below the minimum {self.minimum:g}{self.why}", param, ctx)
         if self.maximum is not None and v > self.maximum:
-            self.fail(f"{value!r} is above the maximum {self.maximum:g}", param, ctx)
-        return v
+            self.fail(f"{shown} is above the maximum {self.maximum:g}", param, ctx)
+        return v + 0.0  # -0.0 becomes 0.0: "0" has one meaning, whichever way it was typed
+
+
+def _shown(value: Any) -> str:
+    """The value as an error message quotes it, cut short: one readable line even for 400 digits."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} characters)"
 
 
 def local_clock(fmt: str, sec: int) -> str | None:

@@ -12,7 +12,19 @@ from ..filter import OfflineFilter
 from ..savefile import Record, describe, open_reader
 from ..savefile.linktype import LINKTYPE_LINUX_SLL2
 from . import main
-from .output import filter_expression, make_writer, printing_options
+from .output import MAX_SNAPLEN, filter_expression, make_writer, printing_options
+
+#: libpcap's max_snaplen_for_dlt(): the link types whose packets may be longer than MAX_SNAPLEN
+#: (D-Bus 128 MiB, EBHSCR 8 MiB, USBPcap 1 MiB).
+_LARGER_SNAPLEN = {231: 128 << 20, 279: 8 << 20, 249: 1 << 20}
+
+
+def file_snaplen(linktype: int | None, snaplen: int) -> int:
+    """The snapshot length tcpdump reports for a file header's ``snaplen``: libpcap replaces 0 and values
+    above INT_MAX (corrupt, or written by a tool that meant "no limit") by the link type's maximum."""
+    if snaplen == 0 or snaplen > 0x7FFFFFFF:
+        return _LARGER_SNAPLEN.get(linktype or 0, MAX_SNAPLEN)
+    return snaplen
 
 
 @main.command("read")
@@ -43,10 +55,11 @@ def read(
     try:
         with open_reader(rfile) as reader:
             linktype = "unknown" if reader.linktype is None else describe(reader.linktype)
-            click.echo(f"reading from file {rfile}, link-type {linktype}, snapshot length {reader.snaplen}", err=True)
+            snaplen = file_snaplen(reader.linktype, reader.snaplen)
+            click.echo(f"reading from file {rfile}, link-type {linktype}, snapshot length {snaplen}", err=True)
             if reader.linktype == LINKTYPE_LINUX_SLL2:
                 click.echo("Warning: interface names might be incorrect", err=True)
-            flt = OfflineFilter(expr, reader.snaplen or 262144) if expr else None
+            flt = OfflineFilter(expr, snaplen) if expr else None
             if flt is not None and reader.linktype is not None:
                 flt.check(reader.linktype)  # a bad expression fails before any line
             if count == 0:

@@ -62,6 +62,12 @@ def open_reader(target: PathOrFile) -> Reader:
     src = Source(target)
     try:
         magic = src.read(4)
+        if not isinstance(magic, bytes):
+            # a file opened in text mode: refused by name here, not as an AttributeError on the magic
+            raise TypeError(
+                f"a savefile source must be opened in binary mode ('rb'): reading {src.name} gave "
+                f"{type(magic).__name__}, not bytes"
+            )
         if magic == SHB_MAGIC_BYTES:
             return PcapngReader(src, _magic=magic)
         if magic in PCAP_MAGIC_BYTES:

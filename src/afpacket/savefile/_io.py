@@ -138,6 +138,11 @@ class Sink:
         except (OSError, ValueError, AttributeError):
             pass
 
+    @property
+    def offset(self) -> int:
+        """Bytes of the file known to be written (its size, for a file this sink created)."""
+        return self._good
+
     def write_records(self, buf: bytearray, *, header: bool = False) -> None:
         """Write ``buf`` (whole records) out completely, or cut the file back and raise WriteError.
         ``header``: ``buf`` is the file header, which counts only when written whole."""

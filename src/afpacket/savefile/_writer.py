@@ -138,6 +138,11 @@ class RecordWriter:
             self._commit()
 
     @property
+    def size(self) -> int:
+        """Bytes of the file so far: written out, plus what the buffer holds (what -C rotation measures)."""
+        return self._sink.offset + len(self._buf)
+
+    @property
     def buffered(self) -> int:
         """Packet records in the buffer, not written yet (flush() or close() writes them)."""
         return self._pending

@@ -41,16 +41,17 @@ _MAGICS: Final = {
 PCAP_MAGIC_BYTES: Final = frozenset(m.to_bytes(4, "little") for m in _MAGICS)
 
 
-def _record_boundary(buf: bytes | bytearray, limit: int) -> int:
-    """Length of the longest run of whole records at the start of ``buf`` within ``limit`` bytes."""
-    pos = 0
+def _record_boundary(buf: bytes | bytearray, limit: int) -> tuple[int, int]:
+    """(length, count) of the longest run of whole records at the start of ``buf`` within ``limit`` bytes."""
+    pos = records = 0
     while pos + 16 <= limit:
         (caplen,) = _CAPLEN_LE.unpack_from(buf, pos + 8)
         end = pos + 16 + caplen
         if end > limit:
             break
         pos = end
-    return pos
+        records += 1
+    return pos, records
 
 
 class PcapWriter(RecordWriter):
@@ -117,6 +118,7 @@ class PcapWriter(RecordWriter):
                 f"{self.name}: cannot store timestamp {ts_ns} ns or length {wire_len} in a pcap record"
             ) from None
         buf += data
+        self._pending += 1
         if len(buf) >= self._threshold:
             self._commit()
 
@@ -138,7 +140,7 @@ class PcapReader:
     :class:`Record` objects in file order; ``linktype``, ``snaplen`` and ``nanosecond`` come from the
     file header. A truncated or corrupt record raises SavefileError (naming the file, the byte offset
     and the fault) after every complete record before it was yielded; so does a file that cannot be
-    opened or is not pcap.
+    opened or is not pcap, and reading on after :meth:`close` (or after the file object was closed).
     """
 
     def __init__(self, target: PathOrFile | Source, *, _magic: bytes | None = None) -> None:
@@ -172,20 +174,25 @@ class PcapReader:
         frac_ns = self._frac_ns
         max_caplen = self._max_caplen
         linktype = self.linktype
-        while True:
-            offset = src.offset
-            head = read(16)
-            if len(head) < 16:
-                if not head:
-                    return
-                raise src.error(offset, f"truncated record header: {len(head)} of 16 bytes")
-            sec, frac, caplen, wire_len = unpack(head)
-            if caplen > max_caplen:
-                raise src.error(offset, f"record captured length {caplen} is larger than the maximum {max_caplen}")
-            data = read(caplen)
-            if len(data) < caplen:
-                raise src.error(offset, f"truncated record: {len(data)} of {caplen} captured bytes")
-            yield Record(sec * 1_000_000_000 + frac * frac_ns, data, wire_len, 0, linktype)
+        try:
+            while True:
+                offset = src.offset
+                head = read(16)
+                if len(head) < 16:
+                    if not head:
+                        return
+                    raise src.error(offset, f"truncated record header: {len(head)} of 16 bytes")
+                sec, frac, caplen, wire_len = unpack(head)
+                if caplen > max_caplen:
+                    raise src.error(offset, f"record captured length {caplen} is larger than the maximum {max_caplen}")
+                data = read(caplen)
+                if len(data) < caplen:
+                    raise src.error(offset, f"truncated record: {len(data)} of {caplen} captured bytes")
+                yield Record(sec * 1_000_000_000 + frac * frac_ns, data, wire_len, 0, linktype)
+        except ValueError as e:
+            # The file was closed under the reader (close(), or whoever owns the file object): Python says
+            # ValueError, the reader's family says SavefileError. Zero cost until it happens.
+            raise src.error(src.offset, f"cannot read: {e}") from None
 
     def close(self) -> None:
         """Close the file, if this reader opened it."""

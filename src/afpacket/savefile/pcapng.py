@@ -51,7 +51,7 @@ _EPB_TAILS: Final = tuple(struct.Struct(f"<{-n & 3}xI") for n in range(4))
 EPB_TAILS_FLAGS: Final = tuple(struct.Struct(f"<{-n & 3}xHHIHHI") for n in range(4))
 _EPB_FIXED: Final = EPB_HEAD.size + 4
 EPB_FIXED_FLAGS: Final = EPB_HEAD.size + 16
-_BLOCK_LEN_LE: Final = struct.Struct("<I")
+_BLOCK_HEAD_LE: Final = struct.Struct("<II")
 
 
 def _pad(n: int) -> int:
@@ -67,15 +67,20 @@ def _block(block_type: int, body: bytes) -> bytes:
     return struct.pack("<II", block_type, total) + body + struct.pack("<I", total)
 
 
-def _block_boundary(buf: bytes | bytearray, limit: int) -> int:
-    """Length of the longest run of whole blocks at the start of ``buf`` within ``limit`` bytes."""
-    pos = 0
+_PACKET_BLOCKS: Final = frozenset({EPB_TYPE, SPB_TYPE, PB_TYPE})
+
+
+def _block_boundary(buf: bytes | bytearray, limit: int) -> tuple[int, int]:
+    """(length, packet blocks in it) of the longest run of whole blocks at the start of ``buf`` within
+    ``limit`` bytes; interface descriptions and statistics are blocks but not packets."""
+    pos = packets = 0
     while pos + 12 <= limit:
-        (total,) = _BLOCK_LEN_LE.unpack_from(buf, pos + 4)
-        if pos + total > limit:
+        block_type, total = _BLOCK_HEAD_LE.unpack_from(buf, pos)
+        if total < 12 or pos + total > limit:
             break
         pos += total
-    return pos
+        packets += block_type in _PACKET_BLOCKS
+    return pos, packets
 
 
 class PcapngWriter(RecordWriter):
@@ -203,6 +208,7 @@ class PcapngWriter(RecordWriter):
         else:
             flags = PKTTYPE_TO_EPB_FLAGS.get(pkttype, 0)
             buf += EPB_TAILS_FLAGS[caplen & 3].pack(OPT_EPB_FLAGS, 4, flags, 0, 0, total)
+        self._pending += 1
         if len(buf) >= self._threshold:
             self._commit()
 
@@ -263,8 +269,9 @@ class PcapngReader:
     Iterating yields Records in file order; ``interface_id`` counts within the record's section, and
     ``interfaces`` lists the current section's interfaces. Unknown block types are skipped. A truncated
     or corrupt block raises SavefileError (naming the file, the byte offset and the fault) after every
-    complete packet before it was yielded. ``interface_stats`` maps interface id to the
-    ``(received, dropped)`` counters of the last Interface Statistics Block seen (None where absent).
+    complete packet before it was yielded; so does reading on after :meth:`close`. ``interface_stats``
+    maps interface id to the ``(received, dropped)`` counters of the last Interface Statistics Block
+    seen (None where absent).
     """
 
     def __init__(self, target: PathOrFile | Source, *, _magic: bytes | None = None) -> None:
@@ -310,7 +317,11 @@ class PcapngReader:
                 pending.clear()
             if self._eof:
                 return
-            self._step()
+            try:
+                self._step()
+            except ValueError as e:
+                # The file was closed under the reader (close(), or whoever owns the file object).
+                raise self._src.error(self._src.offset, f"cannot read: {e}") from None
 
     def _step(self) -> None:
         """Read one block; packets land in ``self._pending``."""
