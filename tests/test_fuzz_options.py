@@ -260,16 +260,20 @@ def test_accepted_extremes_run_without_traceback(net: VethPair, replay_file: Pat
     assert says in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize("args", [
-    ["capture", "-i", "{outer}", "-c", str(2**63), "--duration", "0.3"],
-    ["capture", "-i", "{outer}", "-w", "{tmp}/w.pcap", "-C", "1", "-W", str(2**63), "--duration", "0.3"],
+@pytest.mark.parametrize(("args", "option"), [
+    (["capture", "-i", "{outer}", "-c", str(2**63), "--duration", "0.3"], "'-c' / '--count'"),
+    (["capture", "-i", "{outer}", "-w", "{tmp}/w.pcap", "-C", "1", "-W", str(2**63), "--duration", "0.3"], "'-W'"),
 ], ids=["capture -c 2^63", "capture -W 2^63"])
-def test_counts_beyond_2_63_end_cleanly(net: VethPair, tmp_path: Path, args: list[str]) -> None:
-    """A count no loop can reach: refused (by afpacket._check, as the API refuses it) with one line."""
+def test_counts_beyond_2_63_end_cleanly(net: VethPair, tmp_path: Path, args: list[str], option: str) -> None:
+    """A count no loop can reach (above afpacket._check.MAX_COUNT, which the API refuses too): a usage
+    error naming the option and the largest count, one line, before any capture starts."""
     r = run(*[a.format(outer=net.outer, tmp=tmp_path) for a in args])
-    assert r.returncode in (1, 2), r.stderr
+    assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
-    assert "9223372036854775807" in r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("Error: ")]
+    assert errors == [f"Error: Invalid value for {option}: 9223372036854775808 is not in the range "
+                      "1<=x<=9223372036854775807."], r.stderr
+    assert "capturing on" not in r.stderr and not (tmp_path / "w.pcap0").exists()
 
 
 @pytest.mark.xfail(strict=True, reason="defect in cli/send.py or craft.FlowSpec (not this module's): gen builds "
@@ -279,10 +283,11 @@ def test_gen_huge_flows_is_refused_or_bounded(net: VethPair) -> None:
     assert_clean_run(r, r.returncode if r.returncode in (0, 1, 2) else -1)
 
 
-@pytest.mark.xfail(strict=True, reason="defect in tofile.py / cli/capture.py (not this module's): with -G below "
-                   "about a microsecond every record finds its period over, so CaptureFile rotates (reopens the "
-                   "file) forever without writing; --duration and SIGINT are never checked; see issue 9 report")
 def test_tiny_rotation_period_still_ends(net: VethPair, tmp_path: Path) -> None:
+    """-G below its minimum (0.001 s) is a usage error naming -G, before any capture starts. (Such a period
+    once made every record find its file's period over, so the capture reopened files forever without
+    writing; CaptureFile itself now writes a record into every file a rotation opens, see
+    tests/test_capture_file.py.)"""
     proc = subprocess.Popen([*AFPACKET, "capture", "-i", net.outer, "-w", str(tmp_path / "g.pcap"), "-G", "1e-300",
                              "--duration", "0.5"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -293,7 +298,11 @@ def test_tiny_rotation_period_still_ends(net: VethPair, tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode in (0, 2) and "Traceback" not in err, err
+    assert proc.returncode == 2 and "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("Error: ")]
+    assert errors == ["Error: Invalid value for '-G': '1e-300' is below the minimum 0.001 (one file per "
+                      "millisecond at most; tcpdump takes whole seconds)"], err
+    assert not list(tmp_path.iterdir())  # refused before the file was created
 
 
 # --- API: the shared checks -----------------------------------------------------------------------------------
@@ -337,17 +346,25 @@ def test_check_count(value: Any, allow_zero: bool, optional: bool, maximum: int)
 
 
 # --- API: Capture, packets(), Transmitter ------------------------------------------------------------------
+def _event(text: str) -> None:
+    """hypothesis.event() inside a @given test; outside one (the plain repro tests) nothing to record."""
+    try:
+        event(text)
+    except Exception:
+        pass
+
+
 def assert_refused_or_accepted(call: Callable[[], object], name: str) -> object | None:
     """``call()``'s result, or None when it raised what the API promises for a bad argument (the
     afpacket.errors family, or TypeError) with a message naming ``name``. Anything else fails the test."""
     try:
         return call()
     except AfPacketError as e:
-        event(f"{type(e).__name__}")
+        _event(f"{type(e).__name__}")
         assert str(e) and "\n" not in str(e), e
         return None
     except TypeError as e:
-        event("TypeError")
+        _event("TypeError")
         _message_names(e, name)
         return None
 
@@ -356,10 +373,9 @@ CAPTURE_DEFAULTS: dict[str, Any] = {"snaplen": 262144, "buffer_size": 1 << 20, "
                                     "block_size": None, "version": 3}
 
 
-#: Capture() keywords whose numbers are checked up front (fuzzed below). The others are not yet (rx/capture.py
-#: and geometry.py, not this module's files): their known failures are the strict xfails after this test;
-#: when one is fixed, its xfail fails, and its name belongs here.
-CHECKED_CAPTURE_KEYWORDS = ["version", "poll_timeout"]
+#: Capture() keywords whose numbers are checked up front (fuzzed below).
+CHECKED_CAPTURE_KEYWORDS = ["version", "poll_timeout", "snaplen", "buffer_size", "block_timeout_ms", "block_size",
+                            "protocol"]
 
 
 @pytest.mark.parametrize("name", CHECKED_CAPTURE_KEYWORDS)
@@ -382,25 +398,16 @@ def _known(reason: str) -> pytest.MarkDecorator:
     return pytest.mark.xfail(strict=True, reason=f"known defect, not in this module's files: {reason}")
 
 
-UNCHECKED_CAPTURE = [
-    pytest.param("snaplen", None, marks=_known("rx/capture.py: TypeError \"'<=' not supported\" (no name)")),
-    pytest.param("snaplen", 1.5, marks=_known("geometry.py: TypeError 'unsupported operand & float' (no name)")),
-    pytest.param("buffer_size", math.nan, marks=_known("geometry.py: AttributeError 'float' has no bit_length")),
-    pytest.param("buffer_size", 1e300, marks=_known("geometry.py: AttributeError 'float' has no bit_length")),
-    pytest.param("block_timeout_ms", 1.5, marks=_known("sock.py: struct.error 'not an integer'")),
-    pytest.param("block_size", 0, marks=_known("geometry.py: ZeroDivisionError")),
-    pytest.param("block_size", 2**32, marks=_known("sock.py: struct.error \"'I' format requires\"")),
-    pytest.param("protocol", math.nan, marks=_known("ValueError \"Unknown format code 'x'\"")),
-]
-
-
-@pytest.mark.parametrize(("name", "value"), UNCHECKED_CAPTURE)
-def test_capture_keywords_not_yet_checked(net: VethPair, name: str, value: Any) -> None:
-    """Exact repros for the issue 9 report: these fail deep in the geometry arithmetic or struct packing
-    instead of naming the keyword (Transmitter() checks its numbers with afpacket._check; Capture() should)."""
+@pytest.mark.parametrize(("name", "value"), [
+    ("snaplen", None), ("snaplen", 1.5), ("buffer_size", math.nan), ("buffer_size", 1e300),
+    ("block_timeout_ms", 1.5), ("block_size", 0), ("block_size", 2**32), ("protocol", math.nan),
+])
+def test_capture_keywords_found_by_fuzzing(net: VethPair, name: str, value: Any) -> None:
+    """The values that once failed deep in the geometry arithmetic or struct packing: refused at the call,
+    naming the keyword."""
     kwargs = {**CAPTURE_DEFAULTS, name: value}
-    cap = assert_refused_or_accepted(lambda: afpacket.Capture(net.outer, **kwargs), name)
-    assert cap is None
+    with pytest.raises((TypeError, AfPacketError), match=name):
+        afpacket.Capture(net.outer, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -464,11 +471,12 @@ def test_open_reader_arguments(value: Any) -> None:
     assert reader is None  # no number, bool, bytes or None is a readable source
 
 
-@pytest.mark.xfail(strict=True, reason="defect in savefile/_io.py Source (not this module's): open() raises a "
-                   "plain ValueError for a path with a NUL byte, which Source does not translate")
 def test_open_reader_path_with_nul_byte() -> None:
-    with pytest.raises(AfPacketError, match="cannot open"):
+    """open() says ValueError for a name with a NUL byte; the reader says what it says for any name it
+    cannot open, on one line (the NUL escaped)."""
+    with pytest.raises(AfPacketError, match="cannot open") as info:
         open_reader("bad\0name.pcap")
+    assert str(info.value) == "cannot open 'bad\\x00name.pcap': a file name cannot contain a NUL byte"
 
 
 WRITER_CALLS: dict[str, Callable[[Any], None]] = {
@@ -500,9 +508,12 @@ def _pcapng(linktype: Any = 1, snaplen: Any = 100, tsresol: Any = 9, ts: Any = 0
         w.set_interface_stats(0, received, dropped)
 
 
-#: Writer arguments whose numbers are checked (fuzzed below); the others are the strict xfails after it.
-CHECKED_WRITER_CALLS = ["PcapWriter.write ts_ns", "PcapWriter.write wire_len", "PcapngWriter.write ts_ns",
-                        "PcapngWriter.write wire_len", "PcapngWriter.write interface_id"]
+#: Writer arguments whose numbers are checked (fuzzed below): all of them.
+CHECKED_WRITER_CALLS = ["PcapWriter linktype", "PcapWriter snaplen", "PcapWriter.write ts_ns",
+                        "PcapWriter.write wire_len", "PcapngWriter.add_interface linktype",
+                        "PcapngWriter.add_interface snaplen", "PcapngWriter.add_interface tsresol",
+                        "PcapngWriter.write ts_ns", "PcapngWriter.write wire_len", "PcapngWriter.write interface_id",
+                        "PcapngWriter.set_interface_stats received", "PcapngWriter.set_interface_stats dropped"]
 #: Arguments of a per-record write(): not checked one by one (a check per packet costs; the docs promise a
 #: TypeError, or SavefileError for a value a record cannot store), so any TypeError will do there.
 PER_RECORD = ("ts_ns", "wire_len", "interface_id")
@@ -526,24 +537,34 @@ def check_writer_call(call: str, value: Any) -> None:
             _message_names(e, name)
 
 
-UNCHECKED_WRITERS = [
-    pytest.param("PcapWriter linktype", 2**32, marks=_known("pcap.py: struct.error (no upper bound)")),
-    pytest.param("PcapWriter snaplen", 2**32, marks=_known("pcap.py: struct.error (no upper bound)")),
-    pytest.param("PcapngWriter.add_interface linktype", 2**16, marks=_known("pcapng.py: struct.error (16 bits)")),
-    pytest.param("PcapngWriter.add_interface snaplen", 2**32, marks=_known("pcapng.py: struct.error")),
-    pytest.param("PcapngWriter.add_interface tsresol", -1, marks=_known("pcapng.py: a plain ValueError")),
-    pytest.param("PcapngWriter.add_interface tsresol", None, marks=_known("pcapng.py: TypeError without name")),
-    pytest.param("PcapngWriter.set_interface_stats received", -1,
-                 marks=_known("pcapng.py: accepted, then struct.error in close()")),
-    pytest.param("PcapngWriter.set_interface_stats dropped", 1.5,
-                 marks=_known("pcapng.py: accepted, then struct.error in close()")),
+#: The issue 9 report's exact repros (each once failed as a struct.error, a plain ValueError, a TypeError
+#: without the parameter's name, or only at close()): refused at the call, naming the function and parameter.
+WRITER_REPROS = [
+    ("PcapWriter linktype", 2**32, ArgumentError, "PcapWriter(): linktype must be at most 4294967295"),
+    ("PcapWriter snaplen", 2**32, ArgumentError, "PcapWriter(): snaplen must be at most 4294967295"),
+    ("PcapngWriter.add_interface linktype", 2**16, ArgumentError,
+     "PcapngWriter.add_interface(): linktype must be at most 65535"),
+    ("PcapngWriter.add_interface snaplen", 2**32, ArgumentError,
+     "PcapngWriter.add_interface(): snaplen must be at most 4294967295"),
+    ("PcapngWriter.add_interface tsresol", -1, ArgumentError, "PcapngWriter.add_interface(): tsresol must be >= 0"),
+    ("PcapngWriter.add_interface tsresol", 10, ArgumentError,
+     "PcapngWriter.add_interface(): tsresol must be at most 9"),
+    ("PcapngWriter.add_interface tsresol", None, TypeError,
+     "PcapngWriter.add_interface(): tsresol must be an integer, not None"),
+    ("PcapngWriter.set_interface_stats received", -1, ArgumentError,
+     "PcapngWriter.set_interface_stats(): received must be >= 0"),
+    ("PcapngWriter.set_interface_stats received", 2**64, ArgumentError,
+     "PcapngWriter.set_interface_stats(): received must be at most 18446744073709551615"),
+    ("PcapngWriter.set_interface_stats dropped", 1.5, TypeError,
+     "PcapngWriter.set_interface_stats(): dropped must be an integer, not float"),
 ]
 
 
-@pytest.mark.parametrize(("call", "value"), UNCHECKED_WRITERS)
-def test_writer_arguments_not_yet_checked(call: str, value: Any) -> None:
-    """Exact repros for the issue 9 report (the writer classes are another helper's)."""
-    check_writer_call(call, value)
+@pytest.mark.parametrize(("call", "value", "error", "message"), WRITER_REPROS)
+def test_writer_argument_repros(call: str, value: Any, error: type[Exception], message: str) -> None:
+    with pytest.raises(error) as info:
+        WRITER_CALLS[call](value)
+    assert str(info.value).startswith(message), info.value
 
 
 def test_check_quotes_huge_numbers_short() -> None:

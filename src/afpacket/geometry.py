@@ -8,6 +8,7 @@ that would work, instead of a bare ``EINVAL`` from ``setsockopt``.
 from __future__ import annotations
 
 import mmap
+import numbers
 from dataclasses import dataclass, replace
 
 from . import abi
@@ -81,6 +82,22 @@ def check_ring_memory(total: int, what: str, *, allow_large: bool = False) -> No
         f"{limit // mib} MiB (capture -B {limit // 1024}, buffer_size={limit}; transmit: fewer or smaller "
         "frames), or force it (allow_large_ring=True, CLI --allow-large-ring) if you know the memory is there"
     )
+
+
+#: what the kernel's tpacket_req fields (unsigned int) and our sanity allow
+MAX_FIELD = (1 << 32) - 1
+MAX_SNAPLEN_FIELD = (1 << 31) - 1
+
+
+def _integer(where: str, name: str, value: object, maximum: int) -> int:
+    """``value`` as an int no larger than ``maximum``: TypeError for a non-integer (a float, None),
+    RingGeometryError above the limit; the sign is left to the caller's own (older, specific) checks."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{where}: {name} must be an integer, not {type(value).__name__}")
+    n = int(value)
+    if n > maximum:
+        raise RingGeometryError(f"{where}: {name} must be at most {maximum}, got {n}")
+    return n
 
 
 def _pow2_ceil(n: int) -> int:
@@ -174,6 +191,16 @@ class RingGeometry:
         RingGeometryError (naming a value that works) for values the kernel would refuse.
         """
         _check_version(version)
+        where = "RingGeometry.for_capture()"
+        buffer_size = _integer(where, "buffer_size", buffer_size, 1 << 40)
+        snaplen = _integer(where, "snaplen", snaplen, MAX_SNAPLEN_FIELD)
+        block_timeout_ms = _integer(where, "block_timeout_ms", block_timeout_ms, MAX_FIELD)
+        if block_size is not None:
+            block_size = _integer(where, "block_size", block_size, 1 << 31)
+            if block_size <= 0:
+                raise RingGeometryError(f"{where}: block_size must be positive, got {block_size}; try {1 << 20}")
+        if mtu is not None:
+            mtu = _integer(where, "mtu", mtu, MAX_FIELD)
         if snaplen <= 0:
             raise RingGeometryError(f"snaplen must be positive, got {snaplen}; 262144 captures whole packets")
         if buffer_size <= 0:
@@ -232,6 +259,15 @@ class RingGeometry:
         included), in blocks of ``block_size`` bytes (default: up to 64 KiB, a power of two). Raises
         RingGeometryError (naming a value that works) for values the kernel would refuse."""
         _check_version(version)
+        where = "RingGeometry.for_transmit()"
+        frame_size = _integer(where, "frame_size", frame_size, 1 << 31)
+        frame_count = _integer(where, "frame_count", frame_count, MAX_FIELD)
+        if block_size is not None:
+            block_size = _integer(where, "block_size", block_size, 1 << 31)
+            if block_size <= 0:
+                raise RingGeometryError(f"{where}: block_size must be positive, got {block_size}; try 65536")
+        if frame_size <= 0:
+            raise RingGeometryError(f"{where}: frame_size must be positive, got {frame_size}; try 2048")
         if frame_count <= 0:
             raise RingGeometryError(f"frame count must be positive, got {frame_count}; try 1024")
         if frame_size % abi.TPACKET_ALIGNMENT:
@@ -339,5 +375,7 @@ class RingGeometry:
 
 
 def _check_version(version: int) -> None:
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise TypeError(f"TPACKET version must be the integer 1, 2 or 3, not {type(version).__name__}")
     if version not in (1, 2, 3):
         raise RingGeometryError(f"TPACKET version must be 1, 2 or 3, got {version!r}")

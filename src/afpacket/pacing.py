@@ -6,18 +6,32 @@ a late wake-up is caught up by the following frames. Waiting sleeps until ~100 Â
 busy-waits the rest, because ``time.sleep`` overshoots by tens of microseconds. Frames that are already
 due are queued without a kick; the transmitter is kicked only right before a wait, so a high rate costs
 one system call per wait, not per frame. ``burst`` frames share one deadline.
+
+No single gap lasts longer than ``max_gap`` (default :data:`MAX_GAP`, one hour): a file whose next
+time stamp lies years ahead (a corrupt record, a clock jump), or a rate so low that one frame would wait
+for days, waits that long at most. A capped gap moves the schedule's origin to that frame, so the
+frames after it keep their own spacing; ``on_cap`` is told about each capped gap.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
+
+from .errors import ArgumentError
 
 #: How long before a deadline sleeping stops and busy-waiting begins.
 SPIN_SECONDS = 100e-6
 #: The longest sleep between two checks of a wait's ``stop`` condition.
 STOP_SLICE = 0.05
+#: The longest single gap between two frames, in seconds, unless ``max_gap`` says otherwise: longer
+#: gaps in a replayed file (a far-future time stamp) or between paced frames are cut to this.
+MAX_GAP = 3600.0
+#: The longest one ``time.sleep`` call made without a ``stop`` check; longer waits sleep in pieces, so
+#: that no wait, however long, makes ``time.sleep`` overflow.
+_LONGEST_SLEEP = 86400.0
 
 
 class _Sender(Protocol):
@@ -40,7 +54,14 @@ class Pacer:
     (with ``pps``), which trades smoothness for fewer waits at high rates. ``spin`` is how many seconds
     before a deadline sleeping stops and busy-waiting begins (see :func:`wait_until`).
 
-    Raises ValueError when more than one rate is given, a rate is not positive, or ``burst`` < 1.
+    ``max_gap`` (seconds, default :data:`MAX_GAP`) caps the wait between two consecutive deadlines: a
+    frame due later than that after the one before is due ``max_gap`` after it instead, and the
+    schedule continues from there (tcpreplay's ``--maxsleep``). ``on_cap(gap, max_gap)``, when given,
+    is called for every capped gap with the gap the schedule asked for (``math.inf`` when it does not
+    fit a float). :attr:`capped` counts them.
+
+    Raises ArgumentError (a ValueError) when more than one rate is given, a rate is not a positive
+    number, ``burst`` < 1, or ``max_gap`` is not a finite number > 0.
 
     Example, 1000 frames/s sent in bursts of 10::
 
@@ -56,18 +77,28 @@ class Pacer:
         multiplier: float | None = None,
         burst: int = 1,
         spin: float = SPIN_SECONDS,
+        max_gap: float = MAX_GAP,
+        on_cap: Callable[[float, float], None] | None = None,
     ) -> None:
         given = [x for x in (pps, bps, multiplier) if x is not None]
         if len(given) > 1:
-            raise ValueError("give one of pps, bps or multiplier")
+            raise ArgumentError("Pacer(): give one of pps, bps or multiplier")
         for name, v in (("pps", pps), ("bps", bps), ("multiplier", multiplier)):
             if v is not None and not v > 0:
-                raise ValueError(f"{name} must be positive, got {v}")
+                raise ArgumentError(f"Pacer(): {name} must be positive, got {v}")
         if burst < 1:
-            raise ValueError(f"burst must be at least 1, got {burst}")
+            raise ArgumentError(f"Pacer(): burst must be at least 1, got {burst}")
+        if not (max_gap > 0 and math.isfinite(max_gap)):
+            raise ArgumentError(f"Pacer(): max_gap must be a finite number of seconds > 0, got {max_gap}")
         self.pps, self.bps, self.multiplier, self.burst, self.spin = pps, bps, multiplier, burst, spin
+        self.max_gap = max_gap
+        self.on_cap = on_cap
+        #: how many gaps were longer than ``max_gap`` and cut to it
+        self.capped = 0
         self.start = 0.0
+        self._begun = False  # begin() was called (a start of 0.0 is a valid monotonic time)
         self._index = 0
+        self._index0 = 0
         self._bits = 0
         self._ts0: int | None = None
         self._last = 0.0
@@ -84,30 +115,53 @@ class Pacer:
         start the clock before some slow setup, or with ``now`` to put the schedule on a known time.
         """
         self.start = time.monotonic() if now is None else now
+        self._begun = True
         self._index = 0
+        self._index0 = 0
         self._bits = 0
         self._ts0 = None
         self._last = self.start
 
     def deadline(self, length: int = 0, timestamp_ns: int | None = None) -> float:
-        """The monotonic time at which the next frame (``length`` bytes, captured at ``timestamp_ns``) is due."""
-        if not self.start:
+        """The monotonic time at which the next frame (``length`` bytes, captured at ``timestamp_ns``) is due.
+
+        Never more than ``max_gap`` seconds after the previous frame's deadline (see the class).
+        """
+        if not self._begun:
             self.begin()
         i = self._index
         self._index = i + 1
         if self.pps is not None:
-            return self.start + (i // self.burst) * self.burst / self.pps
-        if self.bps is not None:
+            due = self.start + ((i - self._index0) // self.burst) * self.burst / self.pps
+        elif self.bps is not None:
             bits = self._bits
             self._bits = bits + length * 8
-            return self.start + bits / self.bps
-        if self.multiplier is not None and timestamp_ns is not None:
+            due = self.start + bits / self.bps
+        elif self.multiplier is not None and timestamp_ns is not None:
             if self._ts0 is None:
                 self._ts0 = timestamp_ns
             due = self.start + max(0, timestamp_ns - self._ts0) / 1e9 / self.multiplier
-            self._last = due
-            return due
-        return self.start
+        else:
+            return self.start
+        # "not <=" also catches inf and nan: a gap too long for a float is capped like any other.
+        if not due - self._last <= self.max_gap:
+            due = self._cap(due - self._last, i, length, timestamp_ns)
+        self._last = due
+        return due
+
+    def _cap(self, gap: float, i: int, length: int, timestamp_ns: int | None) -> float:
+        """Make the frame whose gap is ``gap`` due ``max_gap`` after the previous one, and start the
+        schedule afresh from it (rare path: only for a gap longer than ``max_gap``)."""
+        self.capped += 1
+        due = self._last + self.max_gap
+        self.start = due
+        self._index0 = i
+        self._bits = length * 8
+        if timestamp_ns is not None:
+            self._ts0 = timestamp_ns
+        if self.on_cap is not None:
+            self.on_cap(gap if math.isfinite(gap) else math.inf, self.max_gap)
+        return due
 
     def restart(self, delay: float = 0.0) -> None:
         """Make the next frame due ``delay`` seconds after the previous one's deadline.
@@ -116,14 +170,14 @@ class Pacer:
         timestamp origin moves to the next frame; a rate schedule (pps, bps) just shifts by ``delay``,
         so without a delay it continues as if the frames were one stream (as tcpreplay does).
         """
-        if not self.start:
+        if not self._begun:
             self.begin()
         if self.multiplier is not None:
             self.start = self._last + delay
             self._ts0 = None
         else:
             self.start += delay
-            self._last += delay
+        self._last += delay
 
     def wait_until(self, deadline: float, stop: Callable[[], bool] | None = None) -> bool:
         """:func:`wait_until` ``deadline`` (monotonic seconds) with this pacer's spin time.
@@ -139,13 +193,15 @@ def wait_until(deadline: float, spin: float = SPIN_SECONDS, stop: Callable[[], b
 
     With ``stop``, a long wait sleeps in slices of at most :data:`STOP_SLICE` seconds and calls ``stop()``
     between them: a gap of minutes in a replayed file must not delay Ctrl-C, a progress line or the end
-    of ``--duration``. Returns False, early, as soon as ``stop()`` is true.
+    of ``--duration``. Returns False, early, as soon as ``stop()`` is true. Without ``stop`` a wait of any
+    length sleeps in pieces of at most a day, so ``time.sleep`` never overflows.
     """
     clock = time.monotonic
     rest = deadline - clock()
     if stop is None:
-        if rest > spin:
-            time.sleep(rest - spin)
+        while rest > spin:
+            time.sleep(min(rest - spin, _LONGEST_SLEEP))
+            rest = deadline - clock()
     else:
         while rest > spin:
             if stop():
@@ -157,15 +213,22 @@ def wait_until(deadline: float, spin: float = SPIN_SECONDS, stop: Callable[[], b
     return True
 
 
-def paced_send(tx: _Sender, frames: Iterable[tuple[bytes, int | None]], pacer: Pacer) -> int:
+def paced_send(
+    tx: _Sender,
+    frames: Iterable[tuple[bytes, int | None]],
+    pacer: Pacer,
+    stop: Callable[[], bool] | None = None,
+) -> int:
     """Send ``(frame, timestamp_ns)`` pairs from ``frames`` through ``tx`` on ``pacer``'s schedule.
 
     ``tx`` is anything with ``send(frame)`` and ``flush(wait)``, such as a
     :class:`~afpacket.tx.Transmitter`; ``timestamp_ns`` is only used by a ``multiplier`` pacer and
     may be None. The pacer is (re)started here. Due frames are queued; the ring is kicked right before
-    each wait, so a frame leaves when its deadline comes, not when the next one is queued. Ends with a
-    flush that waits for completion, so on return every frame has left. Returns the number of frames
-    sent; errors from ``tx`` (e.g. :class:`~afpacket.errors.TransmitError`) propagate.
+    each wait, so a frame leaves when its deadline comes, not when the next one is queued. ``stop``, when
+    given, is polled during long waits (see :func:`wait_until`); once it returns True no further frame
+    is sent. Ends with a flush that waits for completion, so on return every frame sent has left. Returns
+    the number of frames sent; errors from ``tx`` (e.g. :class:`~afpacket.errors.TransmitError`)
+    propagate.
     """
     clock = time.monotonic
     send = tx.send
@@ -178,7 +241,8 @@ def paced_send(tx: _Sender, frames: Iterable[tuple[bytes, int | None]], pacer: P
         due = deadline_of(len(frame), ts)
         if due > clock():
             flush(False)
-            wait_until(due, spin)
+            if not wait_until(due, spin, stop):
+                break
         send(frame)
         count += 1
     flush(True)

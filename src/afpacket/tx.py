@@ -20,6 +20,15 @@ Kernel rules this module is built around (checked on 6.x over veth pairs by ``te
   by ``SO_SNDTIMEO``, which is set to the transmitter's timeout so that nothing blocks forever.
 - ``poll(POLLOUT)`` reports the *kernel's head* slot being exactly ``AVAILABLE``; with timestamps on,
   completed slots carry TS bits and never compare equal, so waits here re-check our own slot.
+- Push-back keeps the frame: when a qdisc or the driver refuses it (NET_XMIT_DROP, NETDEV_TX_BUSY), the
+  slot goes back to SEND_REQUEST, the kernel's head stays on it and the kick answers ENOBUFS; a full
+  socket send buffer answers EAGAIN to a non-blocking kick that could take nothing. Both are retried
+  with a back-off and counted (:meth:`Transmitter._kick_refused`), so nothing is lost. A head-drop or AQM
+  qdisc (fq_codel, red) that discards a frame it had accepted tells no sender.
+- A link going down answers ENETDOWN and takes nothing; one deleted or moved to another namespace
+  answers ENXIO (the socket's cached device is gone). Either takes the interface down first, so a kick
+  already under way at that moment gets its remaining frames taken and dropped by the device (counted in
+  its tx_dropped): the kernel counts them as sent, and so do we.
 
 Memory ordering: data and length are written first, the status word last. On x86-64 stores are not
 reordered with each other, so that is enough; weakly ordered CPUs (arm64) are not guaranteed yet.
@@ -34,9 +43,10 @@ import struct
 import time
 import warnings
 from array import array
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from itertools import accumulate, islice
 from types import TracebackType
 from typing import SupportsBytes
 
@@ -46,6 +56,7 @@ from .errors import (
     AfPacketError,
     CaptureClosedError,
     FrameTooLargeError,
+    LinkDownError,
     TransmitError,
     os_error,
 )
@@ -65,8 +76,18 @@ _KERNEL_OWNED = abi.TP_STATUS_SEND_REQUEST | abi.TP_STATUS_SENDING
 _NOT_FREE = _KERNEL_OWNED | abi.TP_STATUS_WRONG_FORMAT
 _TS_BITS = abi.TP_STATUS_TS_SOFTWARE | abi.TP_STATUS_TS_SYS_HARDWARE | abi.TP_STATUS_TS_RAW_HARDWARE
 
-#: errno values of a kick that mean "try again shortly": the queue or driver was busy
+#: errno values of a kick that mean the kernel pushed back and kept the frame queued (tpacket_snd puts
+#: it back to SEND_REQUEST and leaves its head on it): ENOBUFS, a qdisc or the driver's queue was full
+#: (NET_XMIT_DROP, NETDEV_TX_BUSY); EAGAIN, the socket's send buffer was full (MSG_DONTWAIT). The same
+#: frame goes out at a later kick.
 _RETRY_LATER = (errno.ENOBUFS, errno.EAGAIN)
+#: errno values of a kick on an interface that left this network namespace (deleted or moved): the
+#: socket's cached device is gone (ENXIO), or the name no longer resolves for a sendto() (ENODEV)
+_LINK_GONE = (errno.ENXIO, errno.ENODEV)
+#: Back-off between the retries of a pushed-back kick, doubling from the first value to the last: short
+#: enough not to let a fast device's queue run dry, long enough not to spin on a slow one.
+_BACKOFF_FIRST = 20e-6
+_BACKOFF_LAST = 1e-3
 #: errno values tpacket_snd returns when it left a frame TP_STATUS_WRONG_FORMAT
 _REJECTED = (errno.EINVAL, errno.EMSGSIZE, errno.EFAULT, errno.ENOMEM)
 
@@ -137,7 +158,11 @@ class TransmitStats:
     """Running totals of one transmitter (:meth:`Transmitter.stats`): ``sent`` (frames the kernel has
     taken, sent or in flight, excluding failed ones), ``bytes`` (their link-layer bytes as written to
     the ring, no FCS), ``failed`` (frames the kernel rejected with TP_STATUS_WRONG_FORMAT; never
-    counted with ``loss=True``), ``pending`` (frames queued but not yet taken by the kernel)."""
+    counted with ``loss=True``), ``pending`` (frames queued but not yet taken by the kernel),
+    ``unsent`` (after close: frames that were still queued and were never taken, because the link went
+    down or away or the queue did not drain in time), and how often the kernel pushed back: ``retries``
+    (kicks repeated), ``enobufs`` and ``eagain`` (the answers that made them). Every frame queued is in
+    exactly one of ``sent``, ``failed``, ``pending`` and ``unsent``."""
 
     #: frames the kernel has taken (sent or in flight), excluding failed ones
     sent: int
@@ -147,6 +172,14 @@ class TransmitStats:
     failed: int
     #: frames queued but not yet taken by the kernel
     pending: int = 0
+    #: after close(): frames that were queued but never taken by the kernel (not in ``sent``)
+    unsent: int = 0
+    #: kicks repeated because the kernel pushed back; the frames stayed queued and left later
+    retries: int = 0
+    #: ENOBUFS answers to a kick: a qdisc or the driver's queue was full (tcpreplay's "Retried packets (ENOBUFS)")
+    enobufs: int = 0
+    #: EAGAIN answers to a kick: the socket's send buffer was full (tcpreplay's "Retried packets (EAGAIN)")
+    eagain: int = 0
 
 
 @dataclass(frozen=True)
@@ -249,7 +282,18 @@ class Transmitter:
     The socket is bound with protocol 0, so it receives nothing and our frames do not come back.
     :meth:`close` flushes and waits for every queued frame (up to ``timeout`` seconds) and raises
     :class:`TransmitError` naming how many frames could not be sent; rejected frames are reported as
-    they happen (:attr:`rejected`, a :class:`TransmitWarning`) and counted in ``stats().failed``.
+    they happen (:attr:`rejected`, the last 100, and ``rejected_by_reason``, a Counter of every reason;
+    a :class:`TransmitWarning` each) and counted in ``stats().failed``.
+
+    Faults: when the kernel pushes back (ENOBUFS: a full qdisc or driver queue; EAGAIN: a full socket
+    send buffer) the frame stays queued and the kick is repeated after a short back-off, for as long as
+    frames keep leaving (``timeout`` seconds without progress raise TransmitError); ``stats()`` counts
+    the retries. If the interface goes down, is deleted or moves to another network namespace, the next
+    kick raises :class:`LinkDownError` naming it and saying how many frames were sent and how many are
+    still queued; those stay queued (a flush after the link is back sends them) and are counted as
+    ``unsent`` when the transmitter closes. Frames a tail-drop qdisc (pfifo, bfifo, tbf, noqueue) refuses
+    are pushed back this way; frames a head-drop or AQM qdisc (fq_codel, pfifo_head_drop, red) discards
+    after accepting them are invisible to any sender (its ``tc -s qdisc`` drop counter shows them).
     """
 
     def __init__(
@@ -404,8 +448,17 @@ class Transmitter:
         self._total_bytes = 0
         self._failed = 0
         self._failed_bytes = 0
+        self._unsent = 0  # set by close(): frames still queued that the kernel never took, and their bytes
+        self._unsent_bytes = 0
+        self._retries = 0
+        self._enobufs = 0
+        self._eagain = 0
+        #: what happened to the link ("veth0 went down"), once a kick found out
+        self._fault: str | None = None
         self.batch = max(1, min(batch if batch else max(1, self.n // 4), self.n))
         self.rejected: list[RejectedFrame] = []
+        #: frames the kernel rejected over the transmitter's life, by reason (``rejected`` keeps the last 100)
+        self.rejected_by_reason: Counter[str] = Counter()
         self._lent: memoryview | None = None
         self.protocol = protocol
         self._addr: tuple[str, int, int, int, bytes] | None = None
@@ -440,6 +493,13 @@ class Transmitter:
         self.flush()
         self._doff = value
         self._recompute_limits()
+
+    @property
+    def fault(self) -> str | None:
+        """What happened to the link, once a kick found out (``"veth0 went down"``, ``"veth0 was deleted
+        or moved to another network namespace"``); None while the link is fine. The LinkDownError raised
+        then says the same with the counts."""
+        return self._fault
 
     def fileno(self) -> int:
         """The socket's fd, for select/poll (writable when the kernel's head slot is free)."""
@@ -576,7 +636,6 @@ class Transmitter:
             raise TransmitError("the TX ring did not drain before sending templates; the link may be stalled")
         h0 = self._head
         m = self._map
-        sizes = 0
         for j in range(self.n):
             f = templates[(j - h0) % k]
             off = self._offs[j]
@@ -586,8 +645,9 @@ class Transmitter:
             _U32.pack_into(m, off + self._snap, len(f))
             if self.version == 3:
                 _U32.pack_into(m, off, 0)
-        per_lap = [len(templates[s % k]) for s in range(k)]
-        sizes = sum(per_lap) * (count // k) + sum(per_lap[: count % k])
+        # Bytes in slots [0, j) for every j: a chunk's bytes in one subtraction, so that the totals are
+        # exact after every chunk, also when a kick raises halfway through (a link that went away).
+        upto = list(accumulate((len(templates[(j - h0) % k]) for j in range(self.n)), initial=0))
         step = self.geometry.frame_size // 4
         base = self._st_base // 4
         chunk = max(1, self.n // 2)
@@ -608,6 +668,8 @@ class Transmitter:
                     )
             s = base + h * step
             mv32[s : s + c * step : step] = req[:c]
+            self._total += c
+            self._total_bytes += upto[h + c] - upto[h]
             h += c
             if h == self.n:
                 h = 0
@@ -615,9 +677,6 @@ class Transmitter:
             self._head = h
             kick(wait=False)
         req.release()
-        self._total += count
-        self._total_bytes += sizes
-        self._kicked_at = self._total
         return count
 
     # -- zero copy ----------------------------------------------------------------------------------
@@ -700,32 +759,99 @@ class Transmitter:
     def _kick(self, wait: bool) -> None:
         sock = self._psock.sock
         flags = 0 if wait else socket.MSG_DONTWAIT
-        addr = self._addr
-        deadline = 0.0
+        try:
+            if self._addr is None:
+                sock.send(b"", flags)
+            else:
+                sock.sendto(b"", flags, self._addr)
+        except OSError as e:
+            self._kick_refused(e, flags, wait)
+        self._kicked_at = self._total
+
+    def _kick_refused(self, err: OSError, flags: int, wait: bool) -> None:
+        """The rare path of a kick the kernel answered with ``err``: returns once a kick goes through
+        (or, for a blocking kick, once the queue stops draining: the caller reports what is left), else
+        raises.
+
+        Pushed back (ENOBUFS, EAGAIN, a blocking kick's ETIMEDOUT): the frame is still queued in its
+        slot, so wait (POLLOUT for a full send buffer, which reports it; otherwise a back-off from 20 µs
+        doubling to 1 ms, since POLLOUT only looks at the kernel's head slot) and kick again, counting
+        every answer. The timeout runs only while no queued frame leaves, so a slow link is waited for
+        as long as it keeps taking frames. Rejected (WRONG_FORMAT): the frame is dropped and counted,
+        the rest kicked again. The interface down or gone: LinkDownError.
+        """
+        sock = self._psock.sock
+        left = -1
+        deadline = delay = 0.0
         while True:
+            code = err.errno
+            if code in _RETRY_LATER or code == errno.ETIMEDOUT:
+                if code == errno.ENOBUFS:
+                    self._enobufs += 1
+                elif code == errno.EAGAIN:
+                    self._eagain += 1
+                queued = self._pending_slots()
+                if not queued:
+                    return  # every frame was taken; a blocking kick timed out waiting for completions
+                now = time.monotonic()
+                if queued != left:  # first answer, or frames left since the last one: the clock restarts
+                    left, deadline, delay = queued, now + self.timeout, _BACKOFF_FIRST
+                elif now > deadline:
+                    if wait:
+                        return  # _wait_idle and close() report what is left
+                    raise TransmitError(
+                        f"the kernel kept answering {errno.errorcode.get(code or 0)} for {self.timeout} s with no "
+                        f"frame leaving; the queue of {self.interface} is not draining (link down or congested?)"
+                    ) from None
+                self._retries += 1
+                if code == errno.EAGAIN:
+                    _poll_out(sock, 1)
+                else:
+                    time.sleep(delay)
+                    delay = min(delay * 2, _BACKOFF_LAST)
+            elif code in _REJECTED and self._collect_rejected(err):
+                pass  # the frames behind the rejected one still wait for a kick
+            elif code in _LINK_GONE or code == errno.ENETDOWN:
+                raise self._link_fault(code) from None
+            else:
+                raise os_error("sending from the TX ring", err, self.interface) from None
             try:
-                if addr is None:
+                if self._addr is None:
                     sock.send(b"", flags)
                 else:
-                    sock.sendto(b"", flags, addr)
-                break
+                    sock.sendto(b"", flags, self._addr)
+                return
             except OSError as e:
-                if e.errno in _RETRY_LATER or e.errno == errno.ETIMEDOUT:
-                    if not deadline:
-                        deadline = time.monotonic() + self.timeout
-                    elif time.monotonic() > deadline:
-                        if wait:
-                            break  # _wait_idle reports what is left
-                        raise TransmitError(
-                            f"the kernel kept answering {errno.errorcode.get(e.errno or 0)} for {self.timeout} s; "
-                            "the interface queue is not draining (link down or congested?)"
-                        ) from None
-                    _poll_out(sock, 1)
-                    continue
-                if e.errno in _REJECTED and self._collect_rejected(e):
-                    continue  # the frames behind the rejected one still wait for a kick
-                raise os_error("sending from the TX ring", e, self.interface) from None
-        self._kicked_at = self._total
+                # Without its traceback: that refers to this frame, which holds ``err`` (and ``self``), and the
+                # cycle would keep the transmitter alive after the last reference to it goes.
+                err = e.with_traceback(None)
+
+    def _link_fault(self, code: int) -> LinkDownError:
+        """The error for a kick refused because the interface went down (ENETDOWN) or left this network
+        namespace (ENXIO, ENODEV: deleted, or moved to another namespace, which look the same from here),
+        saying what was sent and what is still queued. The queued frames stay in the ring."""
+        gone = code != errno.ENETDOWN or not self._interface_stays()
+        what = "was deleted or moved to another network namespace" if gone else "went down"
+        self._fault = f"{self.interface} {what}"
+        st = self.stats()
+        return LinkDownError(
+            f"{self.interface} {what} while sending ({errno.errorcode.get(code, code)}): {st.sent} frame(s) "
+            f"were sent, {st.pending} still queued in the TX ring were not"
+        )
+
+    def _interface_stays(self) -> bool:
+        """Whether the interface is still in this network namespace 0.1 s after an ENETDOWN: deleting an
+        interface, or moving it to another namespace, first takes it down, so a kick in between sees
+        ENETDOWN too; what follows tells the two apart (rare path)."""
+        if not self._psock.ifindex:
+            return True  # a socket bound to every interface ("any") has no one interface to lose
+        for _ in range(5):
+            try:
+                socket.if_indextoname(self._psock.ifindex)
+            except OSError:
+                return False
+            time.sleep(0.02)
+        return True
 
     def _wait_idle(self) -> None:
         """Wait until no slot is SEND_REQUEST/SENDING, or ``timeout`` passes."""
@@ -775,6 +901,16 @@ class Transmitter:
     def _pending_slots(self) -> int:
         return sum(1 for b in self._low_status() if kernel_may_send(b))
 
+    def _queued(self) -> tuple[int, int]:
+        """Frames waiting for a kick (SEND_REQUEST), and their bytes (tp_len)."""
+        m, ln = self._map, self._len
+        n = nbytes = 0
+        for off, b in zip(self._offs, self._low_status(), strict=True):
+            if kernel_may_send(b):
+                n += 1
+                nbytes += _U32.unpack_from(m, off + ln)[0]
+        return n, nbytes
+
     def _busy_slots(self) -> int:
         return sum(1 for b in self._low_status() if kernel_owns(b))
 
@@ -797,6 +933,7 @@ class Transmitter:
             rec = RejectedFrame(bad, length, reason)
             self.rejected.append(rec)
             del self.rejected[:-100]
+            self.rejected_by_reason[reason] += 1
             self._failed += 1
             self._failed_bytes += length
             dropped += 1
@@ -819,11 +956,18 @@ class Transmitter:
 
     # -- results ------------------------------------------------------------------------------------
     def stats(self) -> TransmitStats:
-        """Frames and bytes taken by the kernel so far, frames it rejected, and frames still queued."""
-        pending = 0 if self.closed else self._pending_slots()
-        sent = self._total - self._failed - pending
+        """Frames and bytes taken by the kernel so far, frames it rejected, frames still queued (after
+        close: never sent), and how often the kernel pushed back. ``sent`` counts a frame once the kernel
+        has taken it from the ring (sent, or in a queue on its way)."""
+        if self.closed:
+            pending, unsent, left_bytes = 0, self._unsent, self._unsent_bytes
+        else:
+            (pending, left_bytes), unsent = self._queued(), 0
+        sent = self._total - self._failed - pending - unsent
         return TransmitStats(
-            sent=sent, bytes=self._total_bytes - self._failed_bytes, failed=self._failed, pending=pending
+            sent=sent, bytes=self._total_bytes - self._failed_bytes - left_bytes, failed=self._failed,
+            pending=pending, unsent=unsent, retries=self._retries, enobufs=self._enobufs,
+            eagain=self._eagain,
         )
 
     def tx_timestamps(self, count: int = 1) -> list[int | None]:
@@ -878,25 +1022,37 @@ class Transmitter:
     def close(self) -> None:
         """Send what is queued, wait for it (up to ``timeout``), then unmap and close. Idempotent.
 
-        Raises TransmitError if frames were still unsent when the timeout expired.
+        Raises TransmitError if frames were still queued (they count as ``unsent`` in :meth:`stats`,
+        not as sent) or still in the kernel's hands when the timeout expired, or the link went away.
         """
         if self.closed:
             return
-        unsent = 0
+        problem: str | None = None
         try:
             self.abort()
             self._kick(True)
             self._wait_idle()
-            unsent = self._busy_slots()
-        except AfPacketError:
-            unsent = self._busy_slots()
+        except AfPacketError as e:
+            problem = str(e)  # the text only: the exception's traceback refers to this frame (a cycle)
+        try:
+            self._collect_rejected()  # memory only: a frame rejected last is failed, not unsent
+            self._unsent, self._unsent_bytes = self._queued()
+            in_flight = self._busy_slots() - self._unsent
         finally:
             self._release()
-        if unsent:
-            raise TransmitError(
-                f"{unsent} frame(s) were still queued on {self.interface} after {self.timeout} s and were "
-                "not sent; the link may be down or congested"
-            )
+        if self._unsent or in_flight:
+            said = []
+            if self._unsent:
+                said.append(f"{self._unsent} frame(s) queued on {self.interface} were not sent")
+            if in_flight:
+                said.append(f"{in_flight} frame(s) taken by the kernel had not left {self.interface}")
+            if self._fault is not None:
+                why = self._fault
+            elif problem is not None:
+                why = problem
+            else:
+                why = f"still there after {self.timeout} s; the link may be down or congested"
+            raise TransmitError(f"{' and '.join(said)}: {why}")
 
     def _release(self) -> None:
         self.closed = True

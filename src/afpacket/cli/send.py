@@ -5,8 +5,13 @@
 arguments. A frame that cannot be sent is counted as failed, with its reason, and the replay goes on, as
 tcpreplay does; records of other link types that carry no Ethernet header (Linux cooked, raw IP,
 loopback) are rebuilt as Ethernet frames (:func:`afpacket.craft.ethernet_from`). Both commands end with a
-summary in tcpreplay's shape on stderr, also after Ctrl-C or SIGTERM, optionally as JSON
-(``--stats-json``), and show a live progress line while stderr is a terminal.
+summary in tcpreplay's shape on stderr, also after SIGINT, SIGTERM or SIGHUP (exit status 0, as tcpdump),
+optionally as JSON (``--stats-json``), and show a live progress line while stderr is a terminal.
+
+Faults: a gap in the file's time stamps longer than ``--maxsleep`` (default one hour) is cut to it, said
+once on stderr; the kernel pushing back (ENOBUFS, EAGAIN) is waited out and counted ("Retried packets");
+an interface that goes down, is deleted or moves to another network namespace ends the run with the
+summary (frames still queued counted as failed, "not sent") and one line saying what happened, exit 1.
 """
 
 from __future__ import annotations
@@ -26,10 +31,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .. import abi
+from .._check import MAX_SECONDS
 from ..craft import REBUILDABLE_LINKTYPES, FlowSpec, ethernet_from, ip_bytes, mac_bytes
 from ..errors import AfPacketError
 from ..interfaces import lookup
-from ..pacing import Pacer, wait_until
+from ..pacing import MAX_GAP, Pacer, wait_until
 from ..savefile import SavefileError, describe, open_reader
 from ..savefile.linktype import LINKTYPE_ETHERNET
 from ..tx import Transmitter, TransmitWarning
@@ -51,6 +57,12 @@ _VLAN_TPIDS = (b"\x81\x00", b"\x88\xa8")
 _PORT_PROTOCOLS = (6, 17, 132)
 #: Exit status for usage errors (click's convention).
 _USAGE = 2
+#: The signals that end a run with its summary (exit status 0, as tcpdump; tcpreplay does so for SIGINT).
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_STOPPED_BY_SIGNAL = frozenset(sig.name for sig in _STOP_SIGNALS)
+#: The slowest rate accepted for -x, -p and -M (and gen --pps): below it one frame would wait for weeks,
+#: and the schedule's arithmetic leaves the range of a float (-x 1e-300).
+_SLOWEST = 1e-6
 
 
 _version_option = click.option(
@@ -193,15 +205,16 @@ class _Run:
 
 
 class _Signals:
-    """SIGINT/SIGTERM end the run at the next check (the summary is still printed); a second one
-    interrupts at once. SIGUSR1 prints the interim statistics, as it does for tcpdump."""
+    """SIGINT, SIGTERM and SIGHUP end the run at the next check (the summary is still printed; waits
+    check every 50 ms, so a long gap in a file does not delay it); a second one interrupts at once.
+    SIGUSR1 prints the interim statistics, as it does for tcpdump."""
 
     def __init__(self, run: _Run) -> None:
         self.run = run
         self.old: dict[int, Any] = {}
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
-        if self.run.stopped_by in ("SIGINT", "SIGTERM"):
+        if self.run.stopped_by in _STOPPED_BY_SIGNAL:
             raise KeyboardInterrupt
         self.run.stopped_by = signal.Signals(signum).name
 
@@ -209,7 +222,7 @@ class _Signals:
         self.run.interim_asked = True
 
     def __enter__(self) -> _Signals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in _STOP_SIGNALS:
             self.old[sig] = signal.signal(sig, self._stop)
         self.old[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, self._usr1)
         return self
@@ -262,7 +275,8 @@ def _rate_lines(packets: int, nbytes: int, rates: dict[str, float]) -> list[str]
 _SUMMARY_KEYS = (
     "command", "interface", "files", "packets", "bytes", "seconds", "bytes_per_second", "mbps", "pps",
     "flows", "flows_per_second", "flow_packets", "non_flow_packets", "successful", "failed", "truncated",
-    "rebuilt", "failed_reasons", "attempted", "loops", "stopped_by",
+    "retried_enobufs", "retried_eagain", "rebuilt", "failed_reasons", "not_sent", "attempted", "loops",
+    "stopped_by",
 )
 
 
@@ -278,6 +292,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     rows = [("Successful packets:", summary["successful"]), ("Failed packets:", summary["failed"])]
     if "truncated" in summary:
         rows.append(("Truncated packets:", summary["truncated"]))
+    rows.append(("Retried packets (ENOBUFS):", summary["retried_enobufs"]))
+    rows.append(("Retried packets (EAGAIN):", summary["retried_eagain"]))
     if summary.get("rebuilt"):
         rows.append(("Rebuilt packets:", summary["rebuilt"]))
     lines += [f"\t{label:<27}{value}" for label, value in rows]
@@ -289,7 +305,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
                 f" ({sizes[0]}-{sizes[1]} bytes)"
             )
             lines.append(f"\t{info['count']:<7}{reason}{span}")
-    if summary.get("stopped_by") in ("SIGINT", "SIGTERM"):
+    if summary.get("stopped_by") in _STOPPED_BY_SIGNAL:
         lines.append(f"Interrupted by {summary['stopped_by']}.")
     return lines
 
@@ -297,23 +313,29 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
 def _finish(
     run: _Run, tx: Transmitter, seconds: float, extra: dict[str, Any], stats_json: str | None
 ) -> dict[str, Any]:
-    """Build the summary from the transmitter's final statistics, print it, and write the JSON."""
+    """Build the summary from the transmitter's final statistics, print it, and write the JSON.
+
+    Called after ``tx`` is closed, so that a frame still queued when the run ended (the link went down
+    or away) is counted as not sent, never as sent. Frames handed to the transmitter that never reached
+    its ring (the kick before them failed) are not sent either; both are failed packets, with the reason.
+    """
     st = tx.stats()
     reasons: dict[str, dict[str, Any]] = {
         r: {"count": n, "sizes": list(run.failed_sizes[r])} for r, n in run.failed.most_common()
     }
-    if st.failed:
-        kernel = Counter(f"rejected by the kernel ({rec.reason})" for rec in tx.rejected[-st.failed :])
-        unnamed = st.failed - sum(kernel.values())  # the transmitter keeps only the last 100 records
-        if unnamed > 0:
-            kernel["rejected by the kernel"] += unnamed
-        for r, n in kernel.most_common():
-            reasons[r] = {"count": n, "sizes": None}
+    for r, n in tx.rejected_by_reason.most_common():
+        reasons[f"rejected by the kernel ({r})"] = {"count": n, "sizes": None}
+    in_ring = st.sent + st.failed + st.pending + st.unsent
+    not_sent = st.pending + st.unsent + max(0, run.queued - in_ring)
+    if not_sent:
+        why = tx.fault or f"{tx.interface} did not take them within {tx.timeout:g} s"
+        reasons[f"not sent: {why}"] = {"count": not_sent, "sizes": None}
     rates = _rates(st.sent, st.bytes, seconds)
     fields: dict[str, Any] = {
         "command": run.command, "interface": run.interface, "packets": st.sent, "bytes": st.bytes, **rates,
-        **extra, "successful": st.sent, "failed": sum(run.failed.values()) + st.failed,
-        "failed_reasons": reasons, "stopped_by": run.stopped_by,
+        **extra, "successful": st.sent, "failed": sum(run.failed.values()) + st.failed + not_sent,
+        "retried_enobufs": st.enobufs, "retried_eagain": st.eagain, "failed_reasons": reasons,
+        "not_sent": not_sent, "stopped_by": run.stopped_by,
     }
     if fields.get("flows") is not None:
         fields["flows_per_second"] = round(fields["flows"] / max(rates["seconds"], 1e-6), 2)
@@ -326,13 +348,32 @@ def _finish(
     return summary
 
 
+def _close(tx: Transmitter) -> None:
+    """Close ``tx``, sending what is queued; frames it could not send are counted by :func:`_finish`
+    (as not sent, with the reason), so the error close() raises for them says nothing more."""
+    try:
+        tx.close()
+    except AfPacketError:
+        pass
+
+
+def _stopped_message(tx: Transmitter, summary: dict[str, Any], error: str) -> str:
+    """The one line that ends a run stopped by an error: what happened to the link, when that was it,
+    with the counts of the summary just printed; otherwise the error itself."""
+    if tx.fault is None:
+        return error
+    return (f"{tx.fault} while sending; stopped after {summary['successful']} packets sent, "
+            f"{summary['not_sent']} queued not sent")
+
+
 # --- gen ----------------------------------------------------------------------------------------------
 @main.command("gen")
 @click.option("-i", "--interface", required=True, help="Interface to send on.")
 @click.option("-c", "--count", type=click.IntRange(min=1), required=True, help="Number of frames to send.")
 @click.option("--size", type=click.IntRange(min=42), default=60, show_default=True,
               help="Frame length in bytes, link header included, FCS excluded.")
-@click.option("-p", "--pps", type=PositiveFloat(), help="Rate in packets/s (default: top speed).")
+@click.option("-p", "--pps", type=PositiveFloat(minimum=_SLOWEST, why=" (one packet in 11.6 days)"),
+              help="Rate in packets/s (default: top speed).")
 @click.option("--flows", type=click.IntRange(min=1), default=1, show_default=True,
               help="Number of flows: source address and port are incremented per flow.")
 @click.option("--src-mac", callback=_check_mac, help="Source MAC (default: the interface's).")
@@ -353,34 +394,41 @@ def gen_cmd(
 ) -> None:
     """Generate UDP/IPv4 frames with valid checksums, over FLOWS 5-tuples.
 
-    Shows a live count while stderr is a terminal (not with -q), and ends, also on Ctrl-C or SIGTERM,
-    with a summary in tcpreplay's shape (--stats-json FILE: the same as JSON).
+    Shows a live count while stderr is a terminal (not with -q), and ends, also on SIGINT, SIGTERM or
+    SIGHUP (exit status 0), with a summary in tcpreplay's shape (--stats-json FILE: the same as JSON).
+    If the interface goes down, is deleted or moves to another network namespace, the summary counts
+    what was sent and what was not, and one line says what happened (exit status 1).
     """
     run = _Run("gen", interface, LiveStatus(LiveStatus.enabled_for(sys.stderr, quiet)), quiet)
     try:
-        iface = lookup(interface)
-        spec = FlowSpec(
-            src_mac=src_mac or iface.address or "02:00:00:00:00:01", dst_mac=dst_mac, src_ip=src_ip, dst_ip=dst_ip,
-            sport=sport, dport=dport, size=size, vlan=vlan,
-        )
-        frames = spec.frames(flows)
-        error = None
-        with _open(interface, version, qdisc_bypass) as tx, run.signals():
-            run.begin()
+        with run.signals():  # from the start: a signal during set-up still ends with a summary
+            iface = lookup(interface)
+            spec = FlowSpec(
+                src_mac=src_mac or iface.address or "02:00:00:00:00:01", dst_mac=dst_mac, src_ip=src_ip,
+                dst_ip=dst_ip, sport=sport, dport=dport, size=size, vlan=vlan,
+            )
+            frames = spec.frames(flows)
+            error = None
+            tx = _open(interface, version, qdisc_bypass)
             try:
-                if pps is None:
-                    _gen_topspeed(run, tx, frames, count)
-                else:
-                    _gen_paced(run, tx, frames, count, pps)
-                tx.flush()
-            except AfPacketError as e:
-                if not run.queued:
-                    raise  # nothing left: the error alone says it all
-                error = str(e)  # what did leave is still summed up
+                run.begin()
+                try:
+                    if pps is None:
+                        _gen_topspeed(run, tx, frames, count)
+                    else:
+                        _gen_paced(run, tx, frames, count, pps)
+                    tx.flush()
+                except AfPacketError as e:
+                    if not run.queued and tx.fault is None:
+                        raise  # nothing left: the error alone says it all
+                    error = str(e)  # what did leave is still summed up
+                seconds = time.monotonic() - run.start
+            finally:
+                _close(tx)
             extra = {"flows": min(flows, count), "flow_packets": tx.stats().sent, "non_flow_packets": 0}
-            _finish(run, tx, time.monotonic() - run.start, extra, stats_json)
+            summary = _finish(run, tx, seconds, extra, stats_json)
         if error:
-            _fail(error)
+            _fail(_stopped_message(tx, summary, error))
     except KeyboardInterrupt:
         run.live.close()
         _fail("interrupted")
@@ -400,7 +448,13 @@ def _gen_topspeed(run: _Run, tx: Transmitter, frames: list[bytes], count: int) -
 
 
 def _gen_paced(run: _Run, tx: Transmitter, frames: list[bytes], count: int, pps: float) -> None:
-    pacer = Pacer(pps=pps, burst=max(1, int(pps // _MAX_KICKS_PER_SECOND)))
+    def capped(gap: float, longest: float) -> None:
+        if pacer.capped == 1 and not run.quiet:
+            run.live.clear()
+            click.echo(f"afpacket: warning: at {pps:g} packets/s a packet would wait {gap:.6g} s for the one before; "
+                       f"each waits {longest:g} s instead (the longest wait)", err=True)
+
+    pacer = Pacer(pps=pps, burst=max(1, int(pps // _MAX_KICKS_PER_SECOND)), on_cap=capped)
     pacer.begin(run.start)
     clock, send, tick, k, size = time.monotonic, tx.send, run.tick, len(frames), len(frames[0])
     for i in range(count):
@@ -550,6 +604,22 @@ class _Replay:
     #: why the replay stopped early, when it was an error (a corrupt record, a transmit failure)
     error: str | None = None
     _line_printer: LinePrinter | None = None
+    #: the file being sent, and ``attempted`` before its first record: where a capped gap is
+    _path: str = ""
+    _before: int = 0
+
+    def gap_capped(self, gap: float, longest: float) -> None:
+        """The pacer cut a gap to ``longest`` seconds: say so the first time (tcpreplay would have waited)."""
+        if self.pacer.capped != 1 or self.run.quiet:
+            return
+        self.run.live.clear()
+        asked = "more than 1e308 s" if gap == math.inf else f"{gap:.6g} s"
+        click.echo(
+            f"afpacket: warning: {self._path} packet {self.attempted - self._before} is due {asked} after the one "
+            f"before it; waiting {longest:g} s instead, as for every longer gap (--maxsleep MS sets the longest "
+            "wait, -t ignores the time stamps)",
+            err=True,
+        )
 
     def frames(self, path: str) -> Iterator[_Frame] | list[_Frame]:
         return self.preload[path] if self.preload is not None else _records(path, self.prep)
@@ -578,6 +648,8 @@ class _Replay:
     def go(self) -> None:
         run, pacer = self.run, self.pacer
         pacer.begin(run.start)
+        if run.stopped_by is not None:
+            return  # a signal came during set-up (or the -K preload)
         first = True
         while run.loops == 0 or run.loop < run.loops:
             if run.loop and run.stats_every == 0:
@@ -590,7 +662,8 @@ class _Replay:
                     delay = self.loop_delay if i == 0 else 0.0
                     if delay and pacer.topspeed:
                         self.tx.flush(False)
-                        wait_until(time.monotonic() + delay, stop=run.tick)
+                        if not wait_until(time.monotonic() + delay, stop=run.tick):
+                            return
                     pacer.restart(delay)
                 first = False
                 if not self._one(path):
@@ -609,6 +682,7 @@ class _Replay:
         verbose, fail = self.verbose, run.fail
         batch: list[bytes] = []
         index = 0
+        self._path, self._before = path, self.attempted
         try:
             for item in self.frames(path):
                 index += 1
@@ -620,14 +694,15 @@ class _Replay:
                 if not topspeed:
                     due = deadline(item.size, item.timestamp_ns)
                     if due > clock():
+                        self.attempted -= 1  # not attempted until its wait is over (a stop or a fault may come)
                         if batch:
                             send_many(batch)
                             batch.clear()
                         flush(False)
                         if not wait_until(min(due, run.end), spin, tick) or due > run.end:
                             run.stopped_by = run.stopped_by or "duration"
-                            self.attempted -= 1
                             return False
+                        self.attempted += 1
                 batch.append(frame)
                 run.queued += 1
                 run.queued_bytes += item.size
@@ -652,6 +727,11 @@ class _Replay:
         except SavefileError as e:
             self.error = str(e)
             return False
+        except BaseException:
+            # A transmit error (the link went away) or an interrupt: what in ``batch`` did not reach the
+            # ring is not sent (the summary counts it so), rather than queued a second time below.
+            batch.clear()
+            raise
         finally:
             if batch:
                 send_many(batch)
@@ -664,18 +744,24 @@ class _Replay:
 @click.option("-r", "--read", "read_files", multiple=True, metavar="FILE",
               help="pcap or pcapng file to replay (same as a plain argument; may be repeated).")
 @click.option("-t", "--topspeed", is_flag=True, help="Replay as fast as possible.")
-@click.option("-x", "--multiplier", type=PositiveFloat(),
+@click.option("-x", "--multiplier", type=PositiveFloat(minimum=_SLOWEST, why=" (a millionth of the captured speed)"),
               help="Replay X times faster than captured (1 = original timing).")
-@click.option("-p", "--pps", type=PositiveFloat(), help="Replay at this many packets/s.")
-@click.option("-M", "--mbps", type=PositiveFloat(), help="Replay at this many megabits/s (frame bytes, no FCS).")
+@click.option("-p", "--pps", type=PositiveFloat(minimum=_SLOWEST, why=" (one packet in 11.6 days)"),
+              help="Replay at this many packets/s.")
+@click.option("-M", "--mbps", type=PositiveFloat(minimum=_SLOWEST, why=" (1 bit/s)"),
+              help="Replay at this many megabits/s (frame bytes, no FCS).")
+@click.option("--maxsleep", "maxsleep_ms", type=click.IntRange(1, int(MAX_SECONDS * 1000)), metavar="MS",
+              help=f"Sleep at most MS milliseconds between two packets (tcpreplay's --maxsleep). Without it a "
+                   f"longer gap is cut to {MAX_GAP * 1000:.0f} ms (one hour) and said once on stderr.")
 @click.option("-l", "--loop", type=click.IntRange(min=0), default=1, show_default=True,
               help="Replay the files N times; 0 loops forever (end with --duration, -L or Ctrl-C).")
-@click.option("--loopdelay-ms", type=click.IntRange(min=0), default=0, help="Pause between loops, in milliseconds.")
+@click.option("--loopdelay-ms", type=click.IntRange(0, int(MAX_SECONDS * 1000)), default=0,
+              help="Pause between loops, in milliseconds.")
 @click.option("-L", "--limit", type=click.IntRange(min=1), help="Stop after sending this many packets.")
-@click.option("--duration", type=PositiveFloat(), help="Stop after this many seconds.")
+@click.option("--duration", type=PositiveFloat(maximum=MAX_SECONDS), help="Stop after this many seconds.")
 @click.option("-K", "--preload-pcap", "preload", is_flag=True,
               help="Read (and rebuild) every packet into memory before sending, so file reading costs no time.")
-@click.option("--stats", "stats_every", type=PositiveFloat(zero=True), metavar="N",
+@click.option("--stats", "stats_every", type=PositiveFloat(zero=True, maximum=MAX_SECONDS), metavar="N",
               help="Print statistics every N seconds (0: after every loop).")
 @click.option("-v", "--verbose", is_flag=True, help="Print a tcpdump-style line for every packet sent (stdout).")
 @_quiet_option
@@ -691,7 +777,7 @@ def send_cmd(
     files: tuple[str, ...], interface: str, read_files: tuple[str, ...], topspeed: bool, multiplier: float | None,
     pps: float | None, mbps: float | None, loop: int, loopdelay_ms: int, limit: int | None, duration: float | None,
     preload: bool, stats_every: float | None, verbose: bool, quiet: bool, stats_json: str | None,
-    no_flow_stats: bool, dst_mac: str, src_mac: str | None, version: int, qdisc_bypass: bool,
+    no_flow_stats: bool, dst_mac: str, src_mac: str | None, version: int, qdisc_bypass: bool, maxsleep_ms: int | None,
 ) -> None:
     """Replay pcap/pcapng FILEs on an interface, with their original timing or at a given rate (like tcpreplay).
 
@@ -701,61 +787,74 @@ def send_cmd(
     source the cooked header's address or the interface's (--src-mac overrides). "Truncated packets"
     are frames captured shorter than they were on the wire (a snaplen), sent as captured.
 
-    Ctrl-C or SIGTERM stop between packets and still print the summary; SIGUSR1 prints interim
-    statistics. Exit status: 0, or 1 when nothing could be sent or on an error, 2 for a usage error.
+    Original timing (-x, the default): no single wait between two packets is longer than --maxsleep, or
+    one hour without it (a far-future time stamp is waited for one hour, said once; tcpreplay would wait
+    for it). SIGINT, SIGTERM or SIGHUP stop between packets, also in the middle of a long wait, and
+    still print the summary (exit status 0, as tcpdump); SIGUSR1 prints interim statistics. When the
+    kernel pushes back (ENOBUFS, EAGAIN) the frame is retried, never lost ("Retried packets"). If the
+    interface goes down, is deleted or moves to another network namespace, the summary counts what was
+    sent and what was not, and one line says what happened. Exit status: 0, or 1 when nothing could be
+    sent or on an error, 2 for a usage error.
     """
     paths = [*read_files, *files]
     if not paths:
         raise click.UsageError("no file to replay: give one or more pcap/pcapng files (or -r FILE)")
     if sum(x is not None for x in (pps, mbps, multiplier)) + topspeed > 1:
         raise click.UsageError("give at most one of -t/--topspeed, -x/--multiplier, -p/--pps, -M/--mbps")
+    longest = MAX_GAP if maxsleep_ms is None else maxsleep_ms / 1000
     if pps is not None:
-        pacer = Pacer(pps=pps, burst=max(1, int(pps // _MAX_KICKS_PER_SECOND)))
+        pacer = Pacer(pps=pps, burst=max(1, int(pps // _MAX_KICKS_PER_SECOND)), max_gap=longest)
     elif mbps is not None:
-        pacer = Pacer(bps=mbps * 1e6)
+        pacer = Pacer(bps=mbps * 1e6, max_gap=longest)
     elif topspeed:
         pacer = Pacer()
     else:
-        pacer = Pacer(multiplier=multiplier or 1.0)
+        pacer = Pacer(multiplier=multiplier or 1.0, max_gap=longest)
     live = LiveStatus(LiveStatus.enabled_for(sys.stderr, quiet) and not verbose)
     run = _Run("send", interface, live, quiet, stats_every, duration, loop)
     try:
-        dst = mac_bytes(dst_mac)
-        iface = lookup(interface)
-        src = mac_bytes(src_mac or iface.address or "02:00:00:00:00:01")
-        _check_files(paths)
-        with warnings.catch_warnings():
+        # Signals from the start: one during set-up (or a long -K preload) still ends with a summary.
+        with run.signals(), warnings.catch_warnings():
             # Kernel rejections are counted and named in the summary; a Python warning each adds nothing.
             warnings.simplefilter("ignore", TransmitWarning)
-            with _open(interface, version, qdisc_bypass) as tx, run.signals():
+            dst = mac_bytes(dst_mac)
+            iface = lookup(interface)
+            src = mac_bytes(src_mac or iface.address or "02:00:00:00:00:01")
+            _check_files(paths)
+            tx = _open(interface, version, qdisc_bypass)
+            try:
                 prep = _Preparer(tx, src, dst, keep_src=src_mac is None, flows=not no_flow_stats)
                 loaded = _preload(paths, prep) if preload else None
                 replay = _Replay(run, tx, pacer, paths, prep, limit, loopdelay_ms / 1000, loaded, verbose)
+                if maxsleep_ms is None:
+                    pacer.on_cap = replay.gap_capped  # an explicit --maxsleep is obeyed silently, as tcpreplay
                 run.begin()
                 try:
                     replay.go()
                     tx.flush()
                 except AfPacketError as e:
-                    if not run.queued and not replay.attempted:
+                    if not run.queued and not replay.attempted and tx.fault is None:
                         raise  # nothing happened yet: the error alone says it all
                     replay.error = str(e)  # the link went away, say: what did leave is still summed up
                 seconds = time.monotonic() - run.start
-                if stats_every is not None:
-                    run.live.clear()
-                    click.echo(f"Test complete: {_wallclock()}", err=True)
-                extra = {
-                    "files": paths,
-                    "loops": run.loop,
-                    "attempted": replay.attempted,
-                    "flows": None if no_flow_stats else len(replay.flows),
-                    "flow_packets": None if no_flow_stats else replay.flow_packets,
-                    "non_flow_packets": None if no_flow_stats else replay.non_flow_packets,
-                    "truncated": replay.truncated,
-                    "rebuilt": replay.rebuilt,
-                }
-                summary = _finish(run, tx, seconds, extra, stats_json)
+            finally:
+                _close(tx)  # before the summary: a frame still queued now was not sent
+            if stats_every is not None:
+                run.live.clear()
+                click.echo(f"Test complete: {_wallclock()}", err=True)
+            extra = {
+                "files": paths,
+                "loops": run.loop,
+                "attempted": replay.attempted,
+                "flows": None if no_flow_stats else len(replay.flows),
+                "flow_packets": None if no_flow_stats else replay.flow_packets,
+                "non_flow_packets": None if no_flow_stats else replay.non_flow_packets,
+                "truncated": replay.truncated,
+                "rebuilt": replay.rebuilt,
+            }
+            summary = _finish(run, tx, seconds, extra, stats_json)
         if replay.error:
-            _fail(f"{replay.error}; the replay stopped there")
+            _fail(_stopped_message(tx, summary, f"{replay.error}; the replay stopped there"))
         if summary["attempted"] and not summary["successful"]:
             _fail(f"nothing was sent: all {summary['attempted']} packets failed (reasons above)")
     except KeyboardInterrupt:
