@@ -77,6 +77,8 @@ class PacketSocket:
     def __init__(self, interface: str, *, sock_type: str = "raw", protocol: int = abi.ETH_P_ALL) -> None:
         if sock_type not in SOCK_TYPES:
             raise AfPacketError(f"socket type must be 'raw' or 'dgram', got {sock_type!r}")
+        if isinstance(protocol, bool) or not isinstance(protocol, int):
+            raise TypeError(f"protocol must be an integer EtherType 0..0xffff, not {type(protocol).__name__}")
         if not 0 <= protocol <= 0xFFFF:
             raise AfPacketError(f"protocol must be an EtherType 0..0xffff, got {protocol:#x}")
         self.interface_name = interface
@@ -88,6 +90,8 @@ class PacketSocket:
         self.rx: RingGeometry | None = None
         self.tx: RingGeometry | None = None
         self.map: mmap.mmap | None = None
+        #: where ``map`` is mapped (for the forked child's safety net, see _orphan_mapping)
+        self.map_addr = 0
         self.closed = False
         self.forked = False
         self._stats = [0, 0, 0]
@@ -191,6 +195,7 @@ class PacketSocket:
         if hasattr(mmap, "MADV_DONTFORK"):
             m.madvise(mmap.MADV_DONTFORK)
         self.map = m
+        self.map_addr = _address_of(m)
         return m
 
     def bind(self, protocol: int | None = None) -> None:
@@ -200,6 +205,18 @@ class PacketSocket:
         if _libc.bind(self.sock.fileno(), addr, len(addr)) != 0:
             err = ctypes.get_errno()
             raise os_error("binding the packet socket", OSError(err, os.strerror(err)), self.interface_name)
+
+    def bound_ifindex(self) -> int:
+        """The interface index the kernel has this socket bound to (getsockname's ``sll_ifindex``): the
+        index given to :meth:`bind`, 0 for all interfaces, and -1 once that interface was removed or moved
+        to another network namespace (the kernel unbinds the socket then; a link set down keeps it)."""
+        buf = ctypes.create_string_buffer(abi.SOCKADDR_LL.size)
+        size = ctypes.c_uint32(len(buf))
+        if _libc.getsockname(self.sock.fileno(), buf, ctypes.byref(size)) != 0:
+            err = ctypes.get_errno()
+            raise os_error("asking the packet socket where it is bound", OSError(err, os.strerror(err)),
+                           self.interface_name)
+        return int(abi.SOCKADDR_LL.unpack_from(buf.raw)[2])
 
     def set_promisc(self, on: bool = True) -> None:
         """Promiscuous mode ``on`` (PACKET_ADD_MEMBERSHIP(PACKET_MR_PROMISC)) or off (DROP): counted per
@@ -214,13 +231,17 @@ class PacketSocket:
     def stats(self) -> SocketStats:
         """Read PACKET_STATISTICS (clear-on-read in the kernel) and return running totals."""
         self.check_open()
-        if self.version == 3:
-            raw = self.sock.getsockopt(abi.SOL_PACKET, abi.PACKET_STATISTICS, abi.TPACKET_STATS_V3.size)
-            packets, drops, freeze = abi.TPACKET_STATS_V3.unpack(raw)
-        else:
-            raw = self.sock.getsockopt(abi.SOL_PACKET, abi.PACKET_STATISTICS, abi.TPACKET_STATS.size)
-            packets, drops = abi.TPACKET_STATS.unpack(raw)
-            freeze = 0
+        try:
+            if self.version == 3:
+                raw = self.sock.getsockopt(abi.SOL_PACKET, abi.PACKET_STATISTICS, abi.TPACKET_STATS_V3.size)
+                packets, drops, freeze = abi.TPACKET_STATS_V3.unpack(raw)
+            else:
+                raw = self.sock.getsockopt(abi.SOL_PACKET, abi.PACKET_STATISTICS, abi.TPACKET_STATS.size)
+                packets, drops = abi.TPACKET_STATS.unpack(raw)
+                freeze = 0
+        except OSError as e:
+            self.check_open()  # closed from another thread meanwhile: say so, not EBADF
+            raise os_error("reading PACKET_STATISTICS", e, self.interface_name) from None
         s = self._stats
         s[0] += packets
         s[1] += drops
@@ -251,12 +272,91 @@ class PacketSocket:
         self.sock.close()
 
     def _disown(self) -> None:
+        """In a forked child: this socket and ring are the parent's. Every call raises from now on; the
+        child's descriptors of the socket are closed or blinded (the child can neither read nor kick the
+        parent's rings, nor keep them alive after the parent closes them); the mapping, which
+        MADV_DONTFORK kept out of the child, is made safe (see :func:`_orphan_mapping`)."""
         self.forked = True
+        m, self.map = self.map, None
+        if m is not None:
+            _orphan_mapping(m, self.map_addr)
+        if self.closed:
+            return
+        try:
+            _blind_copies(self.sock.fileno())
+        except OSError:
+            pass
+        self.sock.close()
+
+
+#: mmap objects of the parent's rings, in a forked child: never deallocated there (see _orphan_mapping)
+_orphans: list[mmap.mmap] = []
+_MAP_FIXED_NOREPLACE = 0x100000  # Linux 4.17; older kernels take the address as a hint only
+_libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+_libc.getsockname.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint32))
+
+
+def _address_of(m: mmap.mmap) -> int:
+    """Where ``m`` is mapped (the temporary ctypes export is released before returning)."""
+    anchor = ctypes.c_char.from_buffer(m)
+    try:
+        return ctypes.addressof(anchor)
+    finally:
+        del anchor
+
+
+def _orphan_mapping(m: mmap.mmap, addr: int) -> None:
+    """In a forked child, make a parent ring's mmap object harmless.
+
+    The range it names is empty in the child (MADV_DONTFORK), so any buffer that escaped revocation (a
+    ``memoryview`` derived from a packet view, a numpy array) would fault there, and the object's own
+    deallocation would ``munmap`` that range, which by then may hold the child's own memory. So: cover
+    the range with private zero pages (MAP_FIXED_NOREPLACE never replaces anything the child mapped
+    since), and keep the object alive for the life of the process (it never unmaps).
+    """
+    size = len(m)
+    if addr and size:
+        got = _libc.mmap(addr, size, mmap.PROT_READ | mmap.PROT_WRITE,
+                         mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_FIXED_NOREPLACE, -1, 0)
+        if got not in (None, addr, ctypes.c_void_p(-1).value):
+            _libc.munmap(got, size)  # an old kernel placed it elsewhere: not ours to keep
+    _orphans.append(m)
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(m))  # survives interpreter shutdown too: never munmapped
+
+
+def _blind_copies(fd: int) -> None:
+    """In a forked child, point every other descriptor of the socket ``fd`` (such as the duplicate an
+    mmap object keeps) at /dev/null: the child must not keep the parent's socket, and with it its ring,
+    alive in the kernel after the parent closes it. dup2 rather than close: the number stays taken, so
+    whoever owns it later closes /dev/null, never a descriptor opened since."""
+    me = os.fstat(fd)
+    null = -1
+    try:
+        for name in os.listdir("/proc/self/fd"):
+            other = int(name)
+            if other == fd:
+                continue
+            try:
+                st = os.fstat(other)
+            except OSError:
+                continue  # the listing's own descriptor, or one closed meanwhile
+            if (st.st_dev, st.st_ino) == (me.st_dev, me.st_ino):
+                if null < 0:
+                    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+                os.dup2(null, other, inheritable=False)
+    finally:
+        if null >= 0:
+            os.close(null)
 
 
 def _after_fork_in_child() -> None:
     for ps in list(_live):
-        ps._disown()
+        try:
+            ps._disown()
+        except Exception:  # a hook must not fail the fork; the socket is marked forked first
+            ps.forked = True
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

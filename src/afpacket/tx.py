@@ -57,10 +57,11 @@ from .errors import (
     CaptureClosedError,
     FrameTooLargeError,
     LinkDownError,
+    RingGeometryError,
     TransmitError,
     os_error,
 )
-from .geometry import RingGeometry
+from .geometry import LINK_OVERHEAD, RingGeometry, frame_size_for
 from .ring import current as current_kernels
 from .ring.layout import layout
 from .sock import PacketSocket
@@ -227,6 +228,21 @@ class TxSlot:
         self._tx.abort()
 
 
+def _check_slot_size(frame_size: int, version: int, mtu: int, interface: str) -> None:
+    """Refuse slots far larger than any frame the link can carry: the kernel refuses such frames
+    (EMSGSIZE) anyway, so a huge ``frame_size`` only turns into kernel memory nobody can use."""
+    largest = mtu + LINK_OVERHEAD
+    fits = frame_size_for(version, largest)
+    limit = max(1 << (fits - 1).bit_length(), 1 << 16)
+    if frame_size > limit:
+        use = max(2048, 1 << (fits - 1).bit_length())
+        raise RingGeometryError(
+            f"Transmitter(): frame_size {frame_size} is far beyond the largest frame {interface} can send "
+            f"(MTU {mtu}: {largest} bytes with its link header, {fits} bytes in a TPACKET_V{version} slot); "
+            f"use frame_size={use}, or raise the interface's MTU first"
+        )
+
+
 class Transmitter:
     """Send link-layer frames on one interface through a PACKET_MMAP TX ring.
 
@@ -277,7 +293,10 @@ class Transmitter:
     Raises InterfaceNotFoundError, PermissionDeniedError (needs CAP_NET_RAW), RingGeometryError (a
     slot size or count the kernel would refuse, with a value that works), RingAllocationError,
     SocketOptionError (an option the kernel refused, e.g. V3 TX before Linux 4.11), AfPacketError for
-    ``"any"``.
+    ``"any"``. The ring is bounded: a ``frame_size`` far larger than any frame the link can carry
+    (more than 64 KiB, or the power of two above MTU + link header) is refused (RingGeometryError
+    naming the size that fits), and rings above half of MemAvailable are refused (RingAllocationError)
+    unless ``allow_large_ring=True``.
 
     The socket is bound with protocol 0, so it receives nothing and our frames do not come back.
     :meth:`close` flushes and waits for every queued frame (up to ``timeout`` seconds) and raises
@@ -312,6 +331,7 @@ class Transmitter:
         timestamps: bool = False,
         batch: int | None = None,
         timeout: float = 5.0,
+        allow_large_ring: bool = False,
     ) -> None:
         if interface == "any":
             raise AfPacketError("transmitting needs a named interface, not 'any'")
@@ -327,6 +347,8 @@ class Transmitter:
         geometry = RingGeometry.for_transmit(version, frame_size, frame_count)
         psock = PacketSocket(interface, sock_type=sock_type, protocol=0)
         try:
+            if psock.iface is not None:
+                _check_slot_size(frame_size, version, psock.iface.mtu, interface)
             psock.set_version(version)
             if loss:
                 psock.setopt("PACKET_LOSS", abi.PACKET_LOSS, 1)
@@ -344,7 +366,7 @@ class Transmitter:
                     abi.PACKET_TIMESTAMP,
                     abi.SOF_TIMESTAMPING_SOFTWARE | abi.SOF_TIMESTAMPING_TX_SOFTWARE,
                 )
-            psock.set_ring(geometry)
+            psock.set_ring(geometry, allow_large=_check.flag(where, "allow_large_ring", allow_large_ring))
             psock.map_rings()
             # Protocol 0: a TX-only socket receives nothing, so our own frames never come back.
             psock.bind(0)

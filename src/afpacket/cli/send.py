@@ -62,6 +62,9 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _STOPPED_BY_SIGNAL = frozenset(sig.name for sig in _STOP_SIGNALS)
 #: The slowest rate accepted for -x, -p and -M (and gen --pps): below it one frame would wait for weeks,
 #: and the schedule's arithmetic leaves the range of a float (-x 1e-300).
+#: gen --flows: one template frame per flow is built before sending, so their number is bounded (the
+#: 5-tuples differ in source address and port; a million is more than a flow table test needs)
+MAX_FLOWS = 1_000_000
 _SLOWEST = 1e-6
 
 
@@ -374,8 +377,8 @@ def _stopped_message(tx: Transmitter, summary: dict[str, Any], error: str) -> st
               help="Frame length in bytes, link header included, FCS excluded.")
 @click.option("-p", "--pps", type=PositiveFloat(minimum=_SLOWEST, why=" (one packet in 11.6 days)"),
               help="Rate in packets/s (default: top speed).")
-@click.option("--flows", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Number of flows: source address and port are incremented per flow.")
+@click.option("--flows", type=click.IntRange(min=1, max=MAX_FLOWS), default=1, show_default=True,
+              help=f"Number of flows (at most {MAX_FLOWS:,}): source address and port are incremented per flow.")
 @click.option("--src-mac", callback=_check_mac, help="Source MAC (default: the interface's).")
 @click.option("--dst-mac", default="ff:ff:ff:ff:ff:ff", show_default=True, callback=_check_mac)
 @click.option("--src-ip", default="198.18.0.1", show_default=True, callback=_check_ipv4)
@@ -407,7 +410,7 @@ def gen_cmd(
                 src_mac=src_mac or iface.address or "02:00:00:00:00:01", dst_mac=dst_mac, src_ip=src_ip,
                 dst_ip=dst_ip, sport=sport, dport=dport, size=size, vlan=vlan,
             )
-            frames = spec.frames(flows)
+            frames = spec.frames(min(flows, count))  # one template per flow that will be sent
             error = None
             tx = _open(interface, version, qdisc_bypass)
             try:
