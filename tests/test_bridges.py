@@ -23,7 +23,8 @@ from scapy.layers.l2 import CookedLinux, CookedLinuxV2, Dot1Q, Ether
 from scapy.utils import rdpcap
 
 from afpacket import AfPacketError, Capture, CopiedPacket, Packet, Record, dump, open_reader
-from afpacket.savefile import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2
+from afpacket.bridges import FrameDecodeError
+from afpacket.savefile import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, PcapWriter
 from afpacket.testnet import VethPair
 
 #: Frames go to a MAC the outer end does not own: the kernel drops them at once (PACKET_OTHERHOST),
@@ -212,6 +213,74 @@ def test_raw_ip_and_unknown_link_types() -> None:
     assert bytes(odd.to_scapy()) == b"\x01\x02\x03"
     with pytest.raises(AfPacketError, match="dpkt has no class for link type 147"):
         odd.to_dpkt()
+
+
+#: Frames too short for their link header, per link type, and how much dpkt's class needs (its NeedData says so)
+SHORT_FRAMES = [
+    (LINKTYPE_LINUX_SLL, b"", "LINUX_SLL", "dpkt.sll.SLL", 16),  # an empty SLL record (the fuzzing's repro)
+    (LINKTYPE_LINUX_SLL, bytes(15), "LINUX_SLL", "dpkt.sll.SLL", 16),
+    (LINKTYPE_LINUX_SLL2, bytes(7), "LINUX_SLL2", "dpkt.sll2.SLL2", 20),
+    (LINKTYPE_ETHERNET, b"", "EN10MB", "dpkt.ethernet.Ethernet", 14),
+    (LINKTYPE_ETHERNET, b"\x01\x02\x03", "EN10MB", "dpkt.ethernet.Ethernet", 14),
+    (0, b"\x02", "NULL", "dpkt.loopback.Loopback", 4),  # BSD loopback: scapy's class raises struct.error
+    (101, b"\x45", "RAW", "dpkt.ip.IP", 20),  # raw IP: so does scapy's IPv46
+    (229, bytes(39), "IPV6", "dpkt.ip6.IP6", 40),
+]
+
+
+@pytest.mark.parametrize(("linktype", "frame", "lt_name", "cls_name", "needed"), SHORT_FRAMES,
+                         ids=[f"{t[2]}-{len(t[1])}" for t in SHORT_FRAMES])
+def test_short_frames_convert_like_the_libraries_read_them(
+    tmp_path: Path, linktype: int, frame: bytes, lt_name: str, cls_name: str, needed: int
+) -> None:
+    """A frame shorter than its link header, in a real file: to_scapy() gives what rdpcap makes of it (the
+    class's dissection, or Raw where the class raises); to_dpkt() raises FrameDecodeError, an AfPacketError
+    (and ValueError) naming the frame's length and link type, where dpkt's own class raises its NeedData."""
+    path = tmp_path / "short.pcap"
+    with PcapWriter(str(path), linktype=linktype) as w:
+        w.write(1_700_000_000_000_000_000, frame)
+    (rec,) = list(open_reader(path))
+    (theirs,) = list(rdpcap(str(path)))
+    ours = rec.to_scapy()
+    assert type(ours) is type(theirs) and bytes(ours) == bytes(theirs)
+    assert ours.time == theirs.time and ours.wirelen == theirs.wirelen == len(frame)
+    with open(path, "rb") as f:
+        ((_, buf),) = list(dpkt.pcap.Reader(f))
+    module, name = cls_name.rsplit(".", 1)
+    with pytest.raises(dpkt.NeedData):  # the witness: dpkt's reader hands over bytes its class refuses
+        getattr(sys.modules[module], name)(buf)
+    with pytest.raises(FrameDecodeError) as info:
+        rec.to_dpkt()
+    assert isinstance(info.value, AfPacketError) and isinstance(info.value, ValueError)
+    assert str(info.value).startswith(f"to_dpkt(): a {len(frame)}-byte frame of link type {lt_name} (")
+    assert f"is too short for {cls_name}: got {len(frame)}, {needed} needed at least" in str(info.value)
+
+
+def test_live_packets_cut_short_by_snaplen(quiet_net: VethPair, tmp_path: Path) -> None:
+    """A capture with a snaplen below the Ethernet header (tcpdump -s 10): its packets, live and read back
+    from the file, give what rdpcap makes of tcpdump's file (Raw: scapy's Ether raises on 10 bytes), and
+    to_dpkt() a FrameDecodeError naming the 10 bytes, not scapy's struct.error or dpkt's NeedData."""
+    net = quiet_net
+    (frame,) = frames_for(net, 1, 9)
+    path = tmp_path / "s10.pcap"
+    with Capture(net.outer, version=3, block_timeout_ms=2, snaplen=10) as live_cap, \
+            Capture(net.outer, version=3, block_timeout_ms=2, snaplen=10) as file_cap:
+        net.send([frame])
+        seen = 0
+        for live in live_cap.packets(count=1, timeout=3):  # zero-copy: converted while its block is held
+            s = live.to_scapy()
+            assert bytes(s) == frame[:10] and type(s).__name__ == "Raw"
+            with pytest.raises(FrameDecodeError, match="a 10-byte frame of link type EN10MB"):
+                live.to_dpkt()
+            seen += 1
+        assert seen == 1
+        assert dump(file_cap, path, count=1, timeout=3) == 1
+    (rec,) = list(open_reader(path))
+    (theirs,) = list(rdpcap(str(path)))
+    assert rec.wire_len == len(frame) and rec.data == frame[:10]
+    assert type(rec.to_scapy()) is type(theirs) and bytes(rec.to_scapy()) == bytes(theirs) == frame[:10]
+    with pytest.raises(FrameDecodeError, match=r"is too short for dpkt\.ethernet\.Ethernet: got 10, 14 needed"):
+        rec.to_dpkt()
 
 
 def test_missing_libraries_are_named(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -339,3 +339,153 @@ def test_size_rotation_through_write_counts_what_is_written(tmp_path: Path, fmt:
     for f in files[:-1]:
         assert limit < f.stat().st_size <= limit + record_max, (f, f.stat().st_size)
     assert sum(len(list(open_reader(str(f)))) for f in files) == 300
+
+
+def _distinct(names: list[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+@pytest.mark.parametrize(("rotate_seconds", "file_size"), [(1e-9, None), (1e-9, 10**9), (None, 1)],
+                         ids=["period 1 ns", "period 1 ns, numbered files", "size 1 byte"])
+def test_tiny_rotation_limits_write_every_record_and_end(tmp_path: Path, rotate_seconds: float | None,
+                                                         file_size: int | None) -> None:
+    """A period shorter than writing one record, or a size below a file header: every record still finds
+    a file. As tcpdump rotates at most once per packet, a file a rotation opens takes the record that
+    opened it (such a limit once made CaptureFile open new files forever without writing)."""
+    from afpacket import CaptureFile
+
+    out = CaptureFile(tmp_path / "t.pcap", linktype=1, snaplen=262144, rotate_seconds=rotate_seconds,
+                      file_size=file_size)
+    frames = [bytes([i]) * 60 for i in range(40)]
+    for i, frame in enumerate(frames):
+        out.write(1_700_000_000_000_000_000 + i * 1000, frame, len(frame))
+    out.close()
+    assert out.written == len(frames) and out.not_written == 0
+    files = _distinct(out.files)
+    held = [[r.data for r in open_reader(f)] for f in files]
+    assert all(len(h) <= 1 for h in held)  # one record per file: the one that opened it
+    if file_size is None:  # one name, reopened by every rotation: only the last record is left
+        assert files == [str(tmp_path / "t.pcap")] and held == [frames[-1:]]
+        assert out.overwritten == len(frames) - 1
+    else:  # t.pcap, t.pcap1, t.pcap2, ...: every record, in order
+        assert [d for h in held for d in h] == frames and out.overwritten == 0
+
+
+@pytest.mark.parametrize(("rotate_seconds", "file_size"), [(1e-9, 10**9), (None, 1)], ids=["period 1 ns", "size 1"])
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_tiny_rotation_limits_through_the_block_path_end(quiet_net: VethPair, tmp_path: Path, fmt: str,
+                                                         rotate_seconds: float | None, file_size: int | None) -> None:
+    """The same limits through consume(), the block-at-a-time path `capture -w` takes: the capture ends
+    at its duration with every packet in a file, in order. (A time limit is checked between the runs of
+    records the ring kernels write, so a 1 ns period gives a file per run; the size limit stops a run at
+    the record that passes it, so a 1-byte limit gives a file per packet.)"""
+    net = quiet_net
+    frames = traffic(net)[:30]
+    with Capture(net.outer, version=3, block_timeout_ms=2) as cap:
+        out = open_for(cap, str(tmp_path / f"b.{fmt}"), fmt, rotate_seconds=rotate_seconds,  # type: ignore[arg-type]
+                       file_size=file_size)
+        net.send(frames)
+        started = time.monotonic()
+        taken = out.consume(cap, duration=1.0)
+        elapsed = time.monotonic() - started
+        out.close()
+    assert taken == out.written == len(frames) and elapsed < 10
+    files = _distinct(out.files)
+    held = [[r.data for r in open_reader(f)] for f in files]
+    assert [d for h in held for d in h] == frames
+    assert len(files) >= 2  # the first file is over its limit before the first packet, and rotated
+    if rotate_seconds is None:
+        assert all(len(h) <= 1 for h in held)
+
+
+def test_time_rotation_onto_one_name_says_overwritten_not_w(quiet_net: VethPair, tmp_path: Path) -> None:
+    """-G without -W and a name with no strftime fields: every new file has the same name and replaces the
+    last one (as in tcpdump). The summary says so, and does not blame -W, which was not given."""
+    net = quiet_net
+    path = tmp_path / "same.pcap"
+    p = start_capture("-i", net.outer, "-w", str(path), "-G", "0.05")
+    for i in range(5):  # each packet well after the last file's period
+        time.sleep(0.15)
+        net.send([ether(net.outer_mac, net.inner_mac, 0x88B5, bytes([i]) * 46)])
+    time.sleep(0.3)
+    err = stop(p)
+    assert p.returncode == 0, err
+    kept = [r.data for r in open_reader(str(path))]
+    assert "5 packets captured" in err and kept and kept[-1].endswith(bytes([4]) * 46)
+    gone = 5 - len(kept)
+    assert gone >= 1
+    assert (f"{gone} packet{'s' if gone != 1 else ''} of them in files since overwritten: -G opened a file of the "
+            "same name again (put strftime fields such as %H%M%S in the -w name)") in err, err
+    assert "reused by -W" not in err
+
+
+def test_pcapng_interface_snaplen_zero_keeps_whole_frames(tmp_path: Path) -> None:
+    """pcapng's SnapLen 0 means "no limit": records of such an interface are kept whole (they were once
+    cut to 0 bytes), and tshark reads them whole."""
+    from afpacket.savefile import PcapngWriter
+
+    path = tmp_path / "nolimit.pcapng"
+    frames = [bytes([i]) * n for i, n in enumerate((60, 1514, 9000))]
+    with PcapngWriter(str(path)) as w:
+        iface = w.add_interface("x", 1, 0)
+        for i, frame in enumerate(frames):
+            w.write(i * 1000, frame, interface_id=iface)
+    assert [r.data for r in open_reader(str(path))] == frames
+    out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.cap_len"], capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == [str(len(f)) for f in frames]
+
+
+@pytest.mark.parametrize("fmt", ["pcap", "pcapng"])
+def test_short_file_declaring_a_16_mib_record_costs_little_memory(tmp_path: Path, fmt: str) -> None:
+    """A record (pcap) or block (pcapng) may declare up to 16 MiB; in a file that ends after 1000 of them,
+    the reader reports the truncation having allocated about one read chunk (1 MiB), not the 16 MiB the
+    header claims. (A reader test, kept beside the files `capture -w` writes.)"""
+    import tracemalloc
+
+    from afpacket.errors import SavefileError
+    from afpacket.savefile._io import READ_CHUNK
+
+    path = tmp_path / f"short.{fmt}"
+    if fmt == "pcap":
+        head = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 1 << 24, 1)
+        head += struct.pack("<IIII", 0, 0, (1 << 24) - 16, 1 << 24)  # within the file's own snaplen
+    else:
+        body = struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)
+        head = struct.pack("<II", 0x0A0D0D0A, 12 + len(body)) + body + struct.pack("<I", 12 + len(body))
+        head += struct.pack("<II", 0x00000BAD, 16 << 20)  # an unknown block type, as long as libpcap allows
+    path.write_bytes(head + b"x" * 1000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(SavefileError, match=r"truncated (record|block).*1000 of"):
+            list(open_reader(str(path)))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < READ_CHUNK + (256 << 10), peak
+
+
+def test_read_error_after_a_short_read_is_a_savefile_error() -> None:
+    """A source that returns a short read (as a pipe does) and then fails: the failure is the reader's
+    SavefileError naming the offset, whichever read it hit (the second once escaped as a raw OSError)."""
+    import errno
+    import io
+
+    from afpacket.errors import SavefileError
+
+    class Flaky(io.RawIOBase):
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+            self.calls += 1
+            if self.calls == 1:
+                b[:2] = struct.pack("<I", 0xA1B2C3D4)[:2]  # half of the magic
+                return 2
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    with pytest.raises(SavefileError, match="reading at byte offset 0 failed: Input/output error"):
+        open_reader(Flaky())  # type: ignore[arg-type]

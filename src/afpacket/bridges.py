@@ -14,12 +14,18 @@ nanosecond, as scapy's pcapng reader makes it), with ``.wirelen`` and, when know
 ``to_dpkt()`` returns the pair dpkt's own readers yield, ``(timestamp, obj)``: ``for ts, buf in
 dpkt.pcap.Reader(f)``, with ``ts`` a float of seconds (the same float as ``pkt.timestamp``; the exact
 value stays in ``timestamp_ns``).
+
+A frame either library cannot dissect (too short for its link header: an empty SLL record, a 3-byte
+"Ethernet" frame): ``to_scapy()`` gives ``conf.raw_layer`` of the bytes, as ``rdpcap`` does; ``to_dpkt()``
+raises :class:`FrameDecodeError`, since dpkt's own reader hands over bytes and its class would raise too
+(but dpkt's errors are not afpacket's family, and a caller catching AfPacketError must see this one).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import struct
 from decimal import Decimal
 from typing import Any
 
@@ -35,6 +41,13 @@ from .savefile.linktype import (
     LINKTYPE_RAW,
     describe,
 )
+
+
+class FrameDecodeError(AfPacketError, ValueError):
+    """dpkt could not parse a frame with its class for the frame's link type (the frame is shorter than
+    the link header, or a header field is impossible). The message names the frame's length, the link
+    type and dpkt's reason."""
+
 
 #: link type -> (dpkt module, class) for the link layers dpkt has a class for
 _DPKT_CLASSES = {
@@ -59,7 +72,9 @@ def to_scapy(
     (rdpcap does the same). ``timestamp_ns`` becomes ``.time`` exactly, ``wire_len`` ``.wirelen``;
     ``direction`` (pcapng's: 0 unknown, 1 in, 2 out) and ``ifname`` (``.sniffed_on``) are set when
     given. Every layer scapy loads by default is loaded, so the dissection goes as deep as with
-    ``from scapy.all import *``. Raises AfPacketError when scapy is not installed.
+    ``from scapy.all import *``. A frame the class cannot dissect (scapy raises ``struct.error`` for a
+    1-byte Loopback or raw IP frame) becomes ``conf.raw_layer`` of the bytes, as rdpcap makes it (unless
+    ``conf.debug_dissector`` asks for scapy's error). Raises AfPacketError when scapy is not installed.
     """
     try:
         import scapy.layers.all  # noqa: F401  (registers every default layer and its bindings)
@@ -68,7 +83,13 @@ def to_scapy(
     except ImportError:
         raise AfPacketError("to_scapy() needs scapy: pip install scapy") from None
     cls = conf.l2types.num2layer.get(linktype, conf.raw_layer)
-    pkt = cls(bytes(data))
+    frame = bytes(data)
+    try:
+        pkt = cls(frame)
+    except Exception:  # rdpcap's rule, in scapy's PcapReader: what the class cannot dissect stays raw
+        if conf.debug_dissector:
+            raise
+        pkt = conf.raw_layer(frame)
     sign, digits, exponent = Decimal(timestamp_ns).as_tuple()
     # Built from the digits, so exact whatever the decimal context's precision.
     pkt.time = EDecimal((sign, digits, int(exponent) - 9))
@@ -86,8 +107,9 @@ def to_dpkt(data: bytes | memoryview, linktype: int, timestamp_ns: int) -> tuple
 
     Classes: ``dpkt.ethernet.Ethernet``, ``dpkt.sll.SLL``, ``dpkt.sll2.SLL2``,
     ``dpkt.loopback.Loopback``, and ``dpkt.ip.IP``/``dpkt.ip6.IP6`` for raw IP (by the version nibble).
-    Raises AfPacketError when dpkt is not installed or has no class for the link type; a frame too
-    short for its header raises dpkt's own ``dpkt.NeedData``.
+    Raises AfPacketError when dpkt is not installed or has no class for the link type, and
+    :class:`FrameDecodeError` (an AfPacketError and ValueError) when dpkt cannot parse the frame: too
+    short for its link header (dpkt's ``NeedData``; an empty SLL record) or with an impossible header.
     """
     frame = bytes(data)
     where = _DPKT_CLASSES.get(linktype)
@@ -105,4 +127,16 @@ def to_dpkt(data: bytes | memoryview, linktype: int, timestamp_ns: int) -> tuple
             f"to_dpkt(): this dpkt has no {module}.{name} for link type {describe(linktype)}; "
             "pip install --upgrade dpkt"
         ) from None
-    return timestamp_ns / 1e9, cls(frame)
+    dpkt_error = importlib.import_module("dpkt").Error  # NeedData, UnpackError
+    try:
+        obj = cls(frame)
+    except (dpkt_error, struct.error, IndexError, ValueError) as e:  # and what a layer could let out besides
+        problem = "too short for" if type(e).__name__ == "NeedData" else "not parsed by"
+        raise FrameDecodeError(
+            f"to_dpkt(): a {len(frame)}-byte frame of link type {describe(linktype)} is {problem} "
+            f"{module}.{name}: {e}"
+        ) from None
+    return timestamp_ns / 1e9, obj
+
+
+__all__ = ["FrameDecodeError", "to_dpkt", "to_scapy"]

@@ -86,7 +86,10 @@ class CaptureFile:
       passed it: ``path``, ``path1``, ``path2``, ... or, with ``file_count`` (-W), a ring ``path0`` ..
       ``path{W-1}`` that is reused.
     - ``rotate_seconds`` (-G): start a new file every so many seconds; with ``file_count`` the capture
-      ends after that many files (``done`` turns true). None or 0 turns each of the three off.
+      ends after that many files (``done`` turns true). None or 0 turns each of the three off. A file
+      that a rotation opens takes at least the record that opened it, as tcpdump rotates at most once
+      per packet: a limit below one record's time or a file header's size makes a file per record
+      (or per run of records the ring kernels write), never an endless run of empty files.
 
     Every file is complete on its own. Raises TypeError for an argument of the wrong type (or an
     unknown keyword, as any Python function), ArgumentError for an unusable value (an unknown
@@ -153,6 +156,9 @@ class CaptureFile:
         self._ids: dict[int, int] = {}
         self._bytes = 0
         self._opened_at = 0.0
+        #: the current file was opened by a rotation and holds no record yet: it takes the next record
+        #: whatever the limits say, so every rotation is followed by a write (see :meth:`_rotation_due`)
+        self._fresh = False
         self._open()
 
     # -- accounting -----------------------------------------------------------------------------
@@ -241,6 +247,18 @@ class CaptureFile:
             if self._error is None:
                 self._error = w.error
 
+    def _rotation_due(self) -> bool:
+        """Whether the next record goes to a new file: the current one has passed ``file_size`` or lived
+        ``rotate_seconds``. Never for a file that a rotation has just opened and that holds no record
+        yet: as tcpdump rotates at most once per packet, the record that started a file goes into it,
+        however small the period or the size limit (below the time one record takes, or the size of a
+        file header, a limit would otherwise make a new file again and again and never write)."""
+        if self._fresh:
+            return False
+        if self.rotate_seconds and time.monotonic() - self._opened_at >= self.rotate_seconds:
+            return True
+        return bool(self.file_size) and self._bytes > (self.file_size or 0)
+
     def _rotate(self) -> None:
         self._close_writer()
         self._serial += 1
@@ -254,6 +272,7 @@ class CaptureFile:
             if self._error is None:
                 self._error = e
             raise
+        self._fresh = True
 
     # -- records --------------------------------------------------------------------------------
     def _interface_id(self, w: PcapngWriter, ifindex: int) -> int:
@@ -279,15 +298,12 @@ class CaptureFile:
         w = self._writer
         if w is None:
             raise SavefileError("capture file is finished (-W file count reached)")
-        if self.rotate_seconds and time.monotonic() - self._opened_at >= self.rotate_seconds:
+        if (self.rotate_seconds or self.file_size) and self._rotation_due():
             self._rotate()
             w = self._writer
             if w is None:
                 return
-        if self.file_size and self._bytes > self.file_size:
-            self._rotate()
-            w = self._writer
-            assert w is not None
+        self._fresh = False
         if isinstance(w, PcapngWriter):
             w.write(ts_ns, data, wire_len, self._interface_id(w, ifindex), pkttype)
             n = len(data)
@@ -350,13 +366,11 @@ class CaptureFile:
                 w = self._writer
                 if w is None:
                     break
-                if self.rotate_seconds and time.monotonic() - self._opened_at >= self.rotate_seconds:
+                if (self.rotate_seconds or self.file_size) and self._rotation_due():
                     self._rotate()
                     continue
-                if self.file_size and self._bytes > self.file_size:
-                    self._rotate()
-                    continue
-                budget = self.file_size - self._bytes if self.file_size else -1
+                # A fresh file over its size already (a header larger than file_size) takes one record.
+                budget = max(self.file_size - self._bytes, 0) if self.file_size else -1
                 out = w.pending  # records are formatted straight into the writer's buffer
                 before = len(out)
                 if isinstance(w, PcapngWriter):
@@ -370,6 +384,8 @@ class CaptureFile:
                 else:
                     j = k.pcap_records(batch, i, n, out, self.nanosecond, budget)
                 self._bytes += len(out) - before
+                if j > i:
+                    self._fresh = False
                 w.commit_pending(j - i)  # may raise (disk full): the writer has counted them by then
                 i = j
             if self.done or (count is not None and self.taken - start >= count):

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from .. import _startup
-from .._check import MAX_SECONDS
+from .._check import MAX_COUNT, MAX_SECONDS
 from ..errors import AfPacketError
 from ..filter import BpfProgram, compile_filter, with_direction
 from ..interfaces import ANY, capture_order, default_interface, list_interfaces, lookup, status_words
@@ -39,6 +39,31 @@ STOP_SIGNALS = _startup.STOP_SIGNALS
 #: tiny value (``-C 0.000001``) makes a new file for every packet, thousands of them.
 MIN_FILE_SIZE = 4096
 _MIN_FILE_WHY = f" ({MIN_FILE_SIZE} bytes; -C counts millions of bytes, as in tcpdump)"
+#: The shortest -G period, in seconds. tcpdump takes whole seconds; fractions are accepted for short
+#: tests and demos, down to one file per millisecond: below that, a period is shorter than one open()
+#: of a file, and its only effect would be a new file for every packet.
+MIN_ROTATE_SECONDS = 0.001
+_MIN_ROTATE_WHY = " (one file per millisecond at most; tcpdump takes whole seconds)"
+
+
+class _Count(click.IntRange):
+    """A count option (-c, -W): a whole number from ``min`` up to :data:`~afpacket._check.MAX_COUNT`,
+    the most the capture loops (and ``afpacket._check``) take, so a larger one is a usage error naming
+    the option instead of an error from inside the capture; a refused number is quoted short."""
+
+    def __init__(self, minimum: int = 1) -> None:
+        super().__init__(min=minimum, max=MAX_COUNT)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            text = str(value)
+            if len(text) <= 40:
+                raise
+            # click quotes the whole number, which can be hundreds of digits long: one short line instead
+            self.fail(f"{text[:20]}...{text[-8:]} ({len(text)} characters) is not in the range "
+                      f"{self._describe_range()}.", param, ctx)
 
 
 def fail(message: str) -> None:
@@ -51,14 +76,19 @@ def _plural(n: int, what: str) -> str:
 
 
 def print_summary(
-    captured: int, received: int, dropped: int, not_written: int = 0, why: str = "", overwritten: int = 0
+    captured: int, received: int, dropped: int, not_written: int = 0, why: str = "", overwritten: int = 0,
+    ring: bool = True,
 ) -> None:
     """tcpdump's closing statistics, one per line on stderr. With ``-w``, "captured" is the number of
-    records written to the file(s); lines after it say which of them a -W ring of files has reused since
-    and how many packets could not be written (and why), before the kernel's counters."""
+    records written to the file(s); lines after it say how many of them are in files written over since
+    (``ring``: a -W ring of files started over; else -G reopened a file name that repeats) and how many
+    packets could not be written (and why), before the kernel's counters."""
     lines = [f"{_plural(captured, 'packet')} captured"]
-    if overwritten:
+    if overwritten and ring:
         lines.append(f"{_plural(overwritten, 'packet')} of them in files since reused by -W")
+    elif overwritten:
+        lines.append(f"{_plural(overwritten, 'packet')} of them in files since overwritten: -G opened a file "
+                     "of the same name again (put strftime fields such as %H%M%S in the -w name)")
     if not_written:
         lines.append(f"{_plural(not_written, 'packet')} could not be written ({why})")
     lines += [f"{_plural(received, 'packet')} received by filter", f"{_plural(dropped, 'packet')} dropped by kernel"]
@@ -191,11 +221,14 @@ class _Progress:
 
 @main.command("capture")
 @click.option("-i", "--interface", help="Interface to capture on, or 'any' (default: the first of -D).")
-@click.option("-c", "--count", type=click.IntRange(min=1), help="Exit after this many packets.")
+@click.option("-c", "--count", type=_Count(), help="Exit after this many packets.")
 @click.option("-s", "--snaplen", type=click.IntRange(min=0), default=MAX_SNAPLEN, show_default=True,
               help="Bytes to keep of each packet (0: the maximum, 262144).")
-@click.option("-B", "--buffer-size", "buffer_kib", type=click.IntRange(min=64), default=4096, show_default=True,
-              help="Ring size in KiB (tcpdump's -B).")
+@click.option("-B", "--buffer-size", "buffer_kib", type=click.IntRange(min=64, max=1 << 30), default=4096,
+              show_default=True, help="Ring size in KiB (tcpdump's -B); at most half of the memory available "
+              "unless --allow-large-ring.")
+@click.option("--allow-large-ring", is_flag=True,
+              help="Allocate a -B ring larger than half of MemAvailable (ring memory cannot be swapped).")
 @click.option("--tpacket-version", type=click.Choice(["1", "2", "3"]), default="3", show_default=True,
               help="PACKET_MMAP ring version.")
 @click.option("--block-timeout-ms", type=click.IntRange(min=0, max=65535), default=8, show_default=True,
@@ -217,9 +250,11 @@ class _Progress:
               help="Flush each packet: to the -w file, or each printed line to stdout.")
 @click.option("-C", "file_size_mb", type=PositiveFloat(minimum=MIN_FILE_SIZE / 1e6, why=_MIN_FILE_WHY, maximum=1e12),
               help="With -w: start a new file after this many million bytes (tcpdump -C).")
-@click.option("-G", "rotate_seconds", type=PositiveFloat(maximum=MAX_SECONDS),
-              help="With -w: start a new file every this many seconds; FILE may hold strftime fields.")
-@click.option("-W", "file_count", type=click.IntRange(min=1),
+@click.option("-G", "rotate_seconds",
+              type=PositiveFloat(minimum=MIN_ROTATE_SECONDS, why=_MIN_ROTATE_WHY, maximum=MAX_SECONDS),
+              help="With -w: start a new file every this many seconds (at least 0.001; fractions allowed, "
+              "tcpdump takes whole seconds); FILE may hold strftime fields.")
+@click.option("-W", "file_count", type=_Count(),
               help="With -C: keep a ring of this many files; with -G: stop after this many files.")
 @click.option("--print", "print_too", is_flag=True, help="With -w: also print packet lines.")
 @click.option("--stats-json", "stats_json", metavar="FILE", help="Write the closing summary as JSON to FILE.")
@@ -229,7 +264,8 @@ class _Progress:
 @printing_options
 @click.argument("expression", nargs=-1)
 def capture_cmd(
-    interface: str | None, count: int | None, snaplen: int, buffer_kib: int, tpacket_version: str,
+    interface: str | None, count: int | None, snaplen: int, buffer_kib: int, allow_large_ring: bool,
+    tpacket_version: str,
     block_timeout_ms: int, no_promisc: bool, direction: str, duration: float | None, list_only: bool,
     list_dlts: bool, dlt: str | None, write_path: str | None, fmt: str | None, packet_buffered: bool,
     file_size_mb: float | None, rotate_seconds: float | None, file_count: int | None, print_too: bool,
@@ -302,6 +338,7 @@ def capture_cmd(
             promisc=not no_promisc and iface != ANY,
             filter=program,
             ignore_outgoing=direction == "in",
+            allow_large_ring=allow_large_ring,
         )
     except AfPacketError as e:
         fail(str(e))
@@ -421,7 +458,10 @@ def capture_cmd(
     if error is not None:
         click.echo(f"afpacket: {error}", err=True)
     overwritten = out.overwritten if out is not None else 0
-    print_summary(captured, received, dropped, not_written, why, overwritten)
+    # -W makes a ring of numbered files only with -C; with -G alone it counts files, and a file is only
+    # overwritten when its (strftime) name repeats
+    ring = file_count is not None and file_size_mb is not None
+    print_summary(captured, received, dropped, not_written, why, overwritten, ring=ring)
     if stats_json is not None:
         summary = {
             "command": "capture", "interface": iface, "link_type": LINKTYPE_NAMES.get(linktype, (str(linktype),))[0],

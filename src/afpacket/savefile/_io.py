@@ -22,6 +22,10 @@ from ..errors import SavefileError
 #: Flush once this many bytes of whole records are buffered: big enough that the write system call
 #: is a small share of the per-packet cost, small enough to lose little on a crash.
 FLUSH_THRESHOLD = 256 * 1024
+#: The most a reader asks the file for at once. A record or block may declare up to 16 MiB; reading it in
+#: pieces allocates only what the file really holds, so a short file that declares a huge record costs
+#: 1 MiB, not 16, before the truncation is found.
+READ_CHUNK = 1 << 20
 
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 #: the reader of a pipe or socket went away (``capture -w - | head``): the output is closed, not broken
@@ -47,6 +51,11 @@ class WriteError(SavefileError):
         self.records = records
         self.output_closed = errno_ in _CLOSED
         self.disk_full = errno_ in _DISK_FULL
+
+
+def _quoted(name: str) -> str:
+    """``name`` with its control characters escaped (a NUL byte, a newline), so a message stays one line."""
+    return repr(name) if not name.isprintable() else name
 
 
 def display_name(target: object, std: str = "<stdin>") -> str:
@@ -253,6 +262,10 @@ class Source:
                     self._file = open(target, "rb")  # noqa: SIM115 - closed in close()
                 except OSError as e:
                     raise SavefileError(f"cannot open {self.name}: {e.strerror}") from None
+                except ValueError:  # open() refuses a name with a NUL byte, which no file can have
+                    raise SavefileError(
+                        f"cannot open {_quoted(self.name)}: a file name cannot contain a NUL byte"
+                    ) from None
                 self._owned = True
         elif callable(getattr(target, "read", None)):
             self._file = target
@@ -267,22 +280,30 @@ class Source:
     def read(self, n: int) -> bytes:
         """Up to ``n`` bytes; fewer only at end of file."""
         try:
-            data = self._read(n)
+            data = self._read(n if n <= READ_CHUNK else READ_CHUNK)
+            if len(data) < n:
+                data = self._read_rest(data, n)
         except OSError as e:
             raise SavefileError(f"{self.name}: reading at byte offset {self.offset} failed: {e.strerror}") from None
-        if len(data) < n:
-            # Pipes may return short reads before the end.
-            parts = [data]
-            got = len(data)
-            while got < n:
-                more = self._read(n - got)
-                if not more:
-                    break
-                parts.append(more)
-                got += len(more)
-            data = b"".join(parts)
         self.offset += len(data)
         return data
+
+    def _read_rest(self, first: bytes, n: int) -> bytes:
+        """``first`` and what follows it, up to ``n`` bytes in all: pipes return short reads before the
+        end, and a large length is read :data:`READ_CHUNK` bytes at a time, so a length a crafted header
+        declares costs memory only as far as the file really holds it (a read of ``n`` bytes would
+        allocate ``n`` first)."""
+        if not first:
+            return first
+        parts = [first]
+        got = len(first)
+        while got < n:
+            more = self._read(min(n - got, READ_CHUNK))
+            if not more:
+                break
+            parts.append(more)
+            got += len(more)
+        return b"".join(parts)
 
     def exact(self, n: int, what: str, start: int | None = None) -> bytes:
         """Exactly ``n`` bytes, or SavefileError naming what was cut off and where it starts

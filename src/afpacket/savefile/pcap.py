@@ -30,6 +30,8 @@ _FILE_HEADER_BE: Final = struct.Struct(">IHHiIII")
 RECORD_LE: Final = struct.Struct("<IIII")
 _RECORD_BE: Final = struct.Struct(">IIII")
 _CAPLEN_LE: Final = struct.Struct("<I")
+#: the largest value of an unsigned 32-bit header field (snaplen, link type)
+_U32_MAX: Final = 0xFFFFFFFF
 
 # The magic as it reads when taken as little-endian bytes -> (record struct, file header struct, ns?)
 _MAGICS: Final = {
@@ -82,8 +84,10 @@ class PcapWriter(RecordWriter):
         unbuffered: bool = False,
         reinsert_vlan: bool = True,
     ) -> None:
-        _check.count("PcapWriter()", "linktype", linktype, optional=False)
-        _check.count("PcapWriter()", "snaplen", snaplen, allow_zero=False, optional=False)
+        # Both are 32-bit fields of the file header: a larger number is refused here, by name, rather
+        # than failing as a struct.error while the header is packed.
+        _check.count("PcapWriter()", "linktype", linktype, optional=False, maximum=_U32_MAX)
+        _check.count("PcapWriter()", "snaplen", snaplen, allow_zero=False, optional=False, maximum=_U32_MAX)
         super().__init__(target, _record_boundary, unbuffered=unbuffered, reinsert_vlan=reinsert_vlan)
         self.linktype = linktype
         self.snaplen = snaplen

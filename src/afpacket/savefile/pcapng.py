@@ -8,6 +8,7 @@ packets; Interface Statistics Blocks (ISB) carry counters.
 
 from __future__ import annotations
 
+import operator
 import struct
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from typing import Final, NamedTuple
 
 from .. import _check
 from .._version import __version__
-from ..errors import SavefileError
+from ..errors import ArgumentError, SavefileError
 from ._io import PathOrFile, Source
 from ._writer import CapturedPacket, RecordWriter
 from .linktype import LINKTYPE_ETHERNET
@@ -40,6 +41,11 @@ OPT_ISB_ENDTIME: Final = 3
 OPT_ISB_IFRECV: Final = 4
 OPT_ISB_IFDROP: Final = 5
 
+#: the largest values of the unsigned fields a writer fills in from its arguments
+_U16_MAX: Final = 0xFFFF
+_U32_MAX: Final = 0xFFFFFFFF
+_U64_MAX: Final = 0xFFFFFFFFFFFFFFFF
+
 #: libpcap refuses blocks above 16 MiB; no real packet needs more.
 MAX_BLOCK_SIZE: Final = 16 * 1024 * 1024
 
@@ -60,6 +66,17 @@ def _pad(n: int) -> int:
 
 def _option(code: int, value: bytes) -> bytes:
     return struct.pack("<HH", code, len(value)) + value + _PADS[len(value) & 3]
+
+
+def _text_option(where: str, name: str, value: object, accepted: str = "a str") -> bytes:
+    """``value`` (a str) encoded for a text option, whose length is a 16-bit field: checked where the
+    argument is given, so a wrong one fails there by name rather than as a struct.error later."""
+    if not isinstance(value, str):
+        raise TypeError(f"{where}: {name} must be {accepted}, not {type(value).__name__}")
+    encoded = value.encode(errors="surrogateescape")  # a name from the system may not be valid UTF-8
+    if len(encoded) > _U16_MAX:
+        raise ArgumentError(f"{where}: {name} must be at most {_U16_MAX} bytes long, got {len(encoded)}")
+    return encoded
 
 
 def _block(block_type: int, body: bytes) -> bytes:
@@ -109,12 +126,13 @@ class PcapngWriter(RecordWriter):
         reinsert_vlan: bool = True,
         application: str = f"afpacket {__version__}",
     ) -> None:
+        userappl = _text_option("PcapngWriter()", "application", application)  # before the file is created
         super().__init__(target, _block_boundary, unbuffered=unbuffered, reinsert_vlan=reinsert_vlan)
         #: per interface id: (snaplen, nanoseconds per timestamp tick)
         self._ifaces: list[tuple[int, int]] = []
         self._by_ifindex: dict[int, int] = {}
         self._stats: dict[int, tuple[int, int]] = {}
-        options = _option(OPT_SHB_USERAPPL, application.encode()) + _option(OPT_ENDOFOPT, b"")
+        options = _option(OPT_SHB_USERAPPL, userappl) + _option(OPT_ENDOFOPT, b"")
         # Section length -1: unknown, so readers never try to skip the section.
         self._start(_block(SHB_TYPE, struct.pack("<IHHq", BYTE_ORDER_MAGIC, 1, 0, -1) + options))
 
@@ -135,24 +153,29 @@ class PcapngWriter(RecordWriter):
         """Describe one capture interface and return its id (0, 1, ...).
 
         ``name`` is its name (if_name; None for none), ``linktype`` the LINKTYPE_* of its packets,
-        ``snaplen`` the longest record kept for it, ``tsresol`` the power of ten of the timestamp unit
-        (9 = nanoseconds, 6 = microseconds). ``ifindex`` lets :meth:`write_packet` find the interface
-        from a live packet's ifindex. Raises ValueError for a ``tsresol`` outside 0..9, SavefileError
+        ``snaplen`` the longest record kept for it (0: no limit, as pcapng defines it), ``tsresol`` the
+        power of ten of the timestamp unit (9 = nanoseconds, 6 = microseconds). ``ifindex`` lets
+        :meth:`write_packet` find the interface from a live packet's ifindex. Each number is checked
+        against its field (linktype 16 bits, snaplen 32 bits, tsresol 0..9): TypeError for a wrong type,
+        ArgumentError (a ValueError) for a value out of range, both naming the parameter; SavefileError
         after close().
         """
         self._check_open()
-        _check.count("add_interface()", "linktype", linktype, optional=False)
-        _check.count("add_interface()", "snaplen", snaplen, optional=False)
-        if not 0 <= tsresol <= 9:
-            raise ValueError(f"tsresol must be 0..9 (a power of ten no finer than nanoseconds), not {tsresol}")
+        where = "PcapngWriter.add_interface()"
+        _check.count(where, "linktype", linktype, optional=False, maximum=_U16_MAX)
+        _check.count(where, "snaplen", snaplen, optional=False, maximum=_U32_MAX)
+        # if_tsresol as a power of ten: 9 is nanoseconds, and nothing finer fits a nanosecond timestamp
+        _check.count(where, "tsresol", tsresol, optional=False, maximum=9)
+        _check.count(where, "ifindex", ifindex)
+        tsresol = operator.index(tsresol)
         options = b""
         if name is not None:
-            options += _option(OPT_IF_NAME, name.encode())
+            options += _option(OPT_IF_NAME, _text_option(where, "name", name, "a str or None"))
         options += _option(OPT_IF_TSRESOL, bytes([tsresol])) + _option(OPT_ENDOFOPT, b"")
         self._buf += _block(IDB_TYPE, struct.pack("<HHI", linktype, 0, snaplen) + options)
         self._commit()
         iface_id = len(self._ifaces)
-        self._ifaces.append((snaplen, 10 ** (9 - tsresol)))
+        self._ifaces.append((snaplen or _U32_MAX, 10 ** (9 - tsresol)))
         if ifindex is not None:
             self._by_ifindex[ifindex] = iface_id
         return iface_id
@@ -160,10 +183,16 @@ class PcapngWriter(RecordWriter):
     def set_interface_stats(self, interface_id: int, received: int, dropped: int) -> None:
         """Counters to record in an Interface Statistics Block for interface ``interface_id`` at close:
         ``received`` packets (isb_ifrecv) and ``dropped`` (isb_ifdrop), e.g. :meth:`Capture.stats`'s
-        ``received`` and ``drops``. SavefileError for an interface not added."""
-        if not 0 <= interface_id < len(self._ifaces):
+        ``received`` and ``drops``. The counters are 64-bit fields, checked here (TypeError, ArgumentError
+        naming the parameter) rather than failing when the block is packed at close; SavefileError for an
+        interface not added."""
+        where = "PcapngWriter.set_interface_stats()"
+        _check.count(where, "interface_id", interface_id, optional=False)
+        _check.count(where, "received", received, optional=False, maximum=_U64_MAX)
+        _check.count(where, "dropped", dropped, optional=False, maximum=_U64_MAX)
+        if interface_id >= len(self._ifaces):
             raise SavefileError(f"{self.name}: no interface {interface_id} (add_interface first)")
-        self._stats[interface_id] = (received, dropped)
+        self._stats[interface_id] = (operator.index(received), operator.index(dropped))
 
     def write(
         self,
