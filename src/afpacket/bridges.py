@@ -29,7 +29,7 @@ import struct
 from decimal import Decimal
 from typing import Any
 
-from .errors import AfPacketError
+from .errors import AfPacketError, FrameDecodeError
 from .savefile.linktype import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
@@ -41,13 +41,6 @@ from .savefile.linktype import (
     LINKTYPE_RAW,
     describe,
 )
-
-
-class FrameDecodeError(AfPacketError, ValueError):
-    """dpkt could not parse a frame with its class for the frame's link type (the frame is shorter than
-    the link header, or a header field is impossible). The message names the frame's length, the link
-    type and dpkt's reason."""
-
 
 #: link type -> (dpkt module, class) for the link layers dpkt has a class for
 _DPKT_CLASSES = {

@@ -86,6 +86,10 @@ class FrameTooLargeError(TransmitError, ValueError):
     """A frame is larger than the ring slot or the interface MTU plus the link header."""
 
 
+class FrameDecodeError(AfPacketError, ValueError):
+    """Another library (dpkt) cannot parse a frame handed to it: too short for its link-layer class."""
+
+
 class HandoffError(AfPacketError):
     """A capture socket could not be handed to another process over a Unix socket (serve_socket /
     receive_capture): no server, a refused user, or a message that is not a capture description."""

@@ -68,7 +68,8 @@ def ring_memory_limit() -> int | None:
 
 def check_ring_memory(total: int, what: str, *, allow_large: bool = False) -> None:
     """Refuse (RingAllocationError) rings that together take ``total`` bytes, more than
-    :func:`ring_memory_limit`, unless ``allow_large``; the message names the size that would work.
+    :func:`ring_memory_limit`, unless ``allow_large``; the message starts with ``what`` (the ring being
+    made, e.g. "PACKET_RX_RING") and names the size that would work.
     Checked before the allocation, so a too-large request never wakes the OOM killer."""
     if allow_large:
         return
