@@ -228,10 +228,14 @@ def receive_description(conn: socket.socket) -> tuple[int, SocketDescription]:
         os.close(other)
     try:
         desc = SocketDescription.from_bytes(msg)
-        sock = socket.socket(fileno=os.dup(fd))
+        dup = os.dup(fd)
         try:
+            sock = socket.socket(fileno=dup)
+        except OSError:  # not a socket at all (ENOTSOCK)
+            os.close(dup)
+            family, kind = -1, -1
+        else:
             family, kind = sock.family, sock.type
-        finally:
             sock.close()
         want = socket.SOCK_RAW if desc.sock_type == "raw" else socket.SOCK_DGRAM
         if family != socket.AF_PACKET or kind != want:
