@@ -11,7 +11,7 @@ import weakref
 
 from conftest import udp_frame
 
-from afpacket import Capture, LinkDownError, Transmitter, TransmitWarning
+from afpacket import Capture, CaptureClosedError, LinkDownError, Transmitter, TransmitWarning
 from afpacket.testnet import VethPair
 
 
@@ -151,3 +151,30 @@ def test_open_close_cycles_keep_fds_mappings_and_memory_flat(net: VethPair) -> N
         del tx
     assert (_open_fds(), len(_socket_mappings())) == (fds, mappings)
     assert _rss_kib() - rss < 1024
+
+
+def test_forked_child_cannot_use_the_parents_transmitter(net: VethPair) -> None:
+    """The TX ring is not mapped in a child: every call raises CaptureClosedError naming the parent, and
+    nothing the child does (close, drop) sends or releases the parent's frames."""
+    frame = udp_frame(net.outer_mac, net.inner_mac, b"parent")
+    with Transmitter(net.outer) as tx:
+        tx.send(frame)
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit status only
+            code = 0
+            try:
+                for call in (lambda: tx.send(frame), lambda: tx.flush(), lambda: tx.reserve()):
+                    try:
+                        call()
+                        code |= 1
+                    except CaptureClosedError as e:
+                        if "parent process" not in str(e):
+                            code |= 2
+                tx.close()  # releases nothing of the parent's
+            except BaseException:
+                code |= 4
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+        tx.flush()
+        assert tx.stats().sent == 1

@@ -9,6 +9,7 @@ Wrong argument *types* raise a plain ``TypeError``, as Python's own functions do
 from __future__ import annotations
 
 import errno as _errno
+from typing import Any
 
 
 class AfPacketError(Exception):
@@ -75,7 +76,13 @@ class PacketExpiredError(AfPacketError, ValueError):
 
 
 class LinkDownError(AfPacketError, ConnectionError):
-    """The interface went down or was removed while the socket was in use (ENETDOWN/ENXIO)."""
+    """The interface went down or was removed while the socket was in use (ENETDOWN/ENXIO).
+
+    ``stats``: for a capture whose interface went away, the socket's final
+    :class:`~afpacket.SocketStats` (every received packet counted as read from the ring or dropped);
+    None otherwise."""
+
+    stats: Any = None
 
 
 class TransmitError(AfPacketError):

@@ -103,6 +103,39 @@ class PacketSocket:
             raise os_error("opening an AF_PACKET socket", e, interface) from None
         _live.add(self)
 
+    @classmethod
+    def adopt(
+        cls, fd: int, interface: str, *, ifindex: int, sock_type: str, protocol: int, version: int,
+        rx: RingGeometry | None, tx: RingGeometry | None,
+    ) -> PacketSocket:
+        """A PacketSocket over ``fd``: an AF_PACKET socket that another process set up (version, rings,
+        bind) and handed over (afpacket.handoff). Takes ownership of ``fd``. Nothing is set up again; the
+        rings ``rx``/``tx`` describe are mapped by :meth:`map_rings`, which needs no privilege."""
+        if sock_type not in SOCK_TYPES:
+            raise AfPacketError(f"socket type must be 'raw' or 'dgram', got {sock_type!r}")
+        self = cls.__new__(cls)
+        self.interface_name = interface
+        self.iface = None
+        if interface != ANY:
+            try:
+                self.iface = lookup(interface)
+            except AfPacketError:
+                pass  # not visible here: the socket stays bound to it all the same
+        self.ifindex = ifindex
+        self.sock_type = sock_type
+        self.protocol = protocol
+        self.version = version
+        self.rx, self.tx = rx, tx
+        self.map = None
+        self.map_addr = 0
+        self.closed = False
+        self.forked = False
+        self._stats = [0, 0, 0]
+        self._memberships = []
+        self.sock = socket.socket(fileno=fd)
+        _live.add(self)
+        return self
+
     # -- small helpers --------------------------------------------------------------------------
     def fileno(self) -> int:
         """The socket's fd (CaptureClosedError once closed)."""

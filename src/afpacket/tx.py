@@ -37,11 +37,13 @@ reordered with each other, so that is enough; weakly ordered CPUs (arm64) are no
 from __future__ import annotations
 
 import errno
+import os
 import select
 import socket
 import struct
 import time
 import warnings
+import weakref
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -430,6 +432,8 @@ class Transmitter:
         self.version = geom.version
         self.timeout = timeout
         self.closed = False
+        self._forked = False
+        _live.add(self)
         self.dgram = psock.sock_type == "dgram"
         self._layout = lay = layout(geom.version)
         st = lay.off_status
@@ -545,7 +549,7 @@ class Transmitter:
         header or a ring that does not drain, CaptureClosedError after close().
         """
         if self.closed:
-            raise CaptureClosedError("the transmitter is closed; open a new Transmitter")
+            raise CaptureClosedError(self._closed_reason())
         if type(frame) is not bytes:
             frame = as_frame(frame)
         done, nbytes = self._fill(
@@ -584,7 +588,7 @@ class Transmitter:
             tx.send_many(rec.data for rec in afpacket.open_reader("replay.pcap"))
         """
         if self.closed:
-            raise CaptureClosedError("the transmitter is closed; open a new Transmitter")
+            raise CaptureClosedError(self._closed_reason())
         first = self._total
         if isinstance(frames, list | tuple):
             self._queue(_plain(frames))
@@ -641,7 +645,7 @@ class Transmitter:
             tx.send_repeated([frame_a, frame_b], 1_000_000)
         """
         if self.closed:
-            raise CaptureClosedError("the transmitter is closed; open a new Transmitter")
+            raise CaptureClosedError(self._closed_reason())
         count = _check.count("send_repeated()", "count", count, optional=False)  # type: ignore[assignment]
         templates = [as_frame(f) for f in frames]
         k = len(templates)
@@ -705,7 +709,7 @@ class Transmitter:
     def reserve(self) -> memoryview:
         """A writable view of the next free slot's data area; follow with :meth:`commit` or :meth:`abort`."""
         if self.closed:
-            raise CaptureClosedError("the transmitter is closed; open a new Transmitter")
+            raise CaptureClosedError(self._closed_reason())
         if self._lent is not None:
             raise TransmitError("a slot is already reserved; commit() or abort() it first")
         i = self._head
@@ -773,7 +777,7 @@ class Transmitter:
         are reported and dropped (see :attr:`rejected`) without stopping the others.
         """
         if self.closed:
-            raise CaptureClosedError("the transmitter is closed; open a new Transmitter")
+            raise CaptureClosedError(self._closed_reason())
         self._kick(wait)
         if wait:
             self._wait_idle()
@@ -998,7 +1002,7 @@ class Transmitter:
         Needs ``timestamps=True``; None for a frame that has not completed or carries no stamp.
         """
         if self.closed:
-            raise CaptureClosedError("the transmitter is closed; open a new Transmitter")
+            raise CaptureClosedError(self._closed_reason())
         out: list[int | None] = []
         m = self._map
         for back in range(min(count, self.n), 0, -1):
@@ -1041,6 +1045,14 @@ class Transmitter:
         )
 
     # -- teardown -----------------------------------------------------------------------------------
+    def _closed_reason(self) -> str:
+        if self._forked:
+            return (
+                "this transmitter belongs to the parent process (fork() does not share its TX ring); "
+                "open a new Transmitter in the child"
+            )
+        return "the transmitter is closed; open a new Transmitter"
+
     def close(self) -> None:
         """Send what is queued, wait for it (up to ``timeout``), then unmap and close. Idempotent.
 
@@ -1137,3 +1149,17 @@ def _poll_out(sock: socket.socket, ms: int) -> None:
         p.poll(ms)
     except InterruptedError:  # pragma: no cover
         pass
+
+
+# Every open transmitter, so that a forked child can mark the parent's as closed: the TX ring is not
+# mapped in the child (MADV_DONTFORK), and a kick from the child would send the parent's frames.
+_live: weakref.WeakSet[Transmitter] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for tx in list(_live):
+        tx._forked = True
+        tx.closed = True  # close() and __del__ in the child release nothing of the parent's
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -4,19 +4,29 @@ Setup (socket options in kernel order, the ring, the mapping, bind last) happens
 :class:`~afpacket.rx.walker.RingWalker` (non-blocking steps over user-owned batches, through the ring
 kernels) driven by :class:`~afpacket.rx.waiter.Waiter` (poll + wake-up pipe). Three ways to read
 come out of one batch generator: packet objects, ``frames()`` (bytes) and ``batches()``/``columns()``.
+
+Lifetimes: the generators that walk the ring reference a :class:`_Walk` (the walk's state), never the
+Capture, so a Capture dropped mid-walk is released at once by reference counting. close() from another
+thread asks the reader to leave and tears down only once nobody is inside the walk (see :class:`_Walk`).
+A forked child disowns the parent's walk (:func:`_after_fork_in_child`). An interface that goes away
+ends the walk only once the ring is read to the end (:func:`_batches`).
 """
 
 from __future__ import annotations
 
+import mmap
+import os
+import threading
 import time
 import warnings
+import weakref
 from collections.abc import Generator, Iterator
 from itertools import islice
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from types import GeneratorType, TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .. import _check, abi, ring
-from ..errors import AfPacketError, CaptureClosedError
+from ..errors import AfPacketError, CaptureClosedError, LinkDownError
 from ..filter import BpfProgram, attach, compile_filter
 from ..geometry import DEFAULT_BLOCK_TIMEOUT_MS, DEFAULT_BUFFER_SIZE, DEFAULT_SNAPLEN, RingGeometry
 from ..interfaces import ANY, lookup, max_mtu
@@ -28,6 +38,7 @@ from .waiter import Waiter
 from .walker import RingWalker
 
 if TYPE_CHECKING:
+    from ..handoff import SocketDescription
     from ..tx import Transmitter
 
 _T = TypeVar("_T")
@@ -37,6 +48,293 @@ COALESCE_BELOW = 32
 COALESCE_SLEEP = 50e-6
 #: what batches() yields: a kernel Batch (header offsets ``hdrs``, ``count``, ``ring``)
 Batch = Any
+#: how long close() from another thread waits for a reader inside the walk to leave it (seconds); the
+#: reader is woken at once, so this bounds only a step that is already under way
+CLOSE_WAIT = 2.0
+#: after the interface went away: how long the walk keeps looking for packets the kernel counted as
+#: delivered but that are not in a handed-over slot yet (a V3 block waits for its timer), in seconds
+DRAIN_LIMIT = 2.0
+#: poll step (ms) while draining a ring whose interface went away
+DRAIN_POLL_MS = 20
+
+FORKED = (
+    "this capture belongs to the parent process: fork() does not share its ring; open a new Capture in "
+    "the child, or share traffic between processes with a fanout group"
+)
+
+
+def _thread_alive(ident: int) -> bool:
+    return any(t.ident == ident for t in threading.enumerate())
+
+
+class _Walk:
+    """The state of one capture's walk, shared by the Capture and the generators that read its ring.
+
+    Why apart from the Capture: a generator suspended mid-walk keeps its frame alive, and a frame that
+    referenced the Capture would keep it in a reference cycle (Capture -> generator -> Capture), with
+    its ring and descriptors, until the cyclic garbage collector ran. The generators reference only
+    this object, so dropping the last reference to a Capture closes it at once.
+
+    Threads. One thread reads; close() and stop() may come from any thread or a signal handler.
+    ``busy`` says the reader is inside a step (touching the ring, or in poll() on the socket); ``halt``
+    says the walk must end. The reader sets ``busy`` and then reads ``halt``; close() sets ``halt`` and
+    then reads ``busy``; the GIL orders these loads and stores, so at least one side sees the other:
+    either the reader stops before touching anything, or close() leaves the teardown to it. Teardown
+    (revoke the views, unmap, close the socket and the wake-up pipe) runs once, under ``lock``, by
+    whoever finds no reader inside: close() itself when nobody iterates; otherwise the reader, as it
+    leaves the walk. A reader suspended in another thread's loop body while holding a batch defers it
+    too (that body may be using the batch's packets): its next step ends the iteration and tears down.
+    So the socket is never polled after it was closed, and the ring is never unmapped under a reader.
+    """
+
+    __slots__ = (
+        "__weakref__", "busy", "closing", "current", "deadline", "done", "drain_until", "forked", "gone",
+        "halt", "interface", "lock", "owner", "poll_ms", "ring", "sock", "torn", "waiter", "walker",
+        "yield_idle",
+    )
+
+    def __init__(self, sock: PacketSocket, interface: str) -> None:
+        self.sock = sock
+        self.interface = interface
+        # Set by Capture._setup(); None until then (a setup that fails tears down what exists).
+        self.ring: RingMemory | None = None
+        self.walker: RingWalker | None = None
+        self.waiter: Waiter | None = None
+        self.lock = threading.Lock()
+        self.done = threading.Event()  # set when torn down
+        self.halt = False  # stop(), close() or fork(): the walk ends at its next step
+        self.closing = False  # close() was called: tear down once no reader is inside
+        self.torn = False
+        self.busy = False
+        self.forked = False
+        self.owner = 0  # thread ident of the reader that last stepped
+        #: the packet iterator of the current batch (cut short in a forked child)
+        self.current: Any = None
+        #: the interface went away: the ring is drained, then LinkDownError
+        self.gone: LinkDownError | None = None
+        self.drain_until = 0.0
+        # How the walk waits, set by the reading methods: poll timeout (ms, -1: the idle default),
+        # whether to yield None when idle, and the deadline of a bounded read.
+        self.poll_ms = -1
+        self.yield_idle = False
+        self.deadline: float | None = None
+        _walks.add(self)
+
+    def idle_timeout_ms(self) -> int:
+        if self.poll_ms >= 0:
+            return self.poll_ms
+        return 1000  # wake up now and then to notice stop(), a deadline, or a closed socket
+
+    # -- ending ---------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self.halt = True
+        if self.waiter is not None:
+            self.waiter.wake()
+
+    def request_close(self) -> None:
+        """close(): tear down now if no reader is inside the walk, else wake the reader and let it."""
+        self.closing = True
+        self.halt = True
+        if self.busy:
+            if self.waiter is not None:
+                self.waiter.wake()
+            if self.owner != threading.get_ident():
+                self.done.wait(CLOSE_WAIT)  # it leaves within one step; not from a signal handler in it
+            return
+        self.finish_close()
+
+    def finish_close(self) -> None:
+        """Tear down after close() unless a reader is inside the walk, or suspended in another live
+        thread's loop body with packets of a batch (that reader tears down when it moves on)."""
+        if self.torn or self.busy:
+            return
+        with self.lock:
+            walker = self.walker
+            if (walker is not None and walker.batch is not None and self.owner != threading.get_ident()
+                    and _thread_alive(self.owner)):
+                return
+            self._teardown()
+
+    def leave(self) -> None:
+        """The reader leaves the walk after close(): it is the one to tear down."""
+        with self.lock:
+            self._teardown()
+
+    def _teardown(self) -> None:
+        """Once, under ``lock``: revoke the views (kept packets get a copy of their frame), release our
+        views of the mapping, unmap, close the wake-up pipe and the socket."""
+        if self.torn:
+            return
+        self.torn = True
+        try:
+            if self.walker is not None:
+                if self.forked:
+                    self.walker.disown()
+                else:
+                    self.walker.abandon()
+            self.cut_current()  # a packet iteration suspended mid-batch ends there
+            if self.ring is not None and not self.sock.forked:
+                self.ring.release()
+        finally:
+            if self.waiter is not None:
+                self.waiter.close()
+            self.sock.close()
+            self.done.set()
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child (the ring is not mapped here): end the walk without reading the ring,
+        revoke the views of the current batch, make its kept packets raise CaptureClosedError, cut the
+        packet iterator of a batch being iterated short, close the child's copy of the pipe. The lock
+        and event are new: a thread of the parent may have held them, and it does not exist here."""
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.forked = True
+        self.halt = True
+        self.busy = False
+        if self.walker is not None:
+            self.walker.disown()
+        self.cut_current()
+        if self.waiter is not None:
+            self.waiter.after_fork_in_child()
+
+    def cut_current(self) -> None:
+        """End the packet iterator of the current batch (after its batch expired: its packets were
+        revoked or detached, and the C kernels' unkept ones went back to the pool, unattached)."""
+        cur, self.current = self.current, None
+        if isinstance(cur, list):
+            cur.clear()  # the C kernels' packets of this batch: nothing more to yield
+        elif cur is not None:
+            try:
+                cur.close()  # the pure kernels' generator
+            except ValueError:  # running in a thread of the parent, in a forked child
+                pass
+
+    # -- a link that went away ------------------------------------------------------------------
+    def drained(self) -> bool:
+        """After the interface went away: True once every packet the kernel delivered into the ring
+        has been stepped over (or DRAIN_LIMIT passed)."""
+        assert self.walker is not None
+        return self.sock.stats().packets <= self.walker.taken or time.monotonic() >= self.drain_until
+
+    def link_gone_error(self) -> LinkDownError:
+        """The final error: the cause, and the statistics (also on its ``stats`` attribute)."""
+        assert self.walker is not None and self.gone is not None
+        st = self.sock.stats()
+        read = self.walker.taken
+        msg = (
+            f"{self.gone}; the kernel received {st.received} packets on it: {read} read from the ring, "
+            f"{st.drops} dropped"
+        )
+        if read < st.packets:
+            msg += f", {st.packets - read} never handed over"
+        err = LinkDownError(msg)
+        err.stats = st
+        return err
+
+
+#: every walk of this process, for the fork hook
+_walks: weakref.WeakSet[_Walk] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for st in list(_walks):
+        try:
+            st.after_fork_in_child()
+        except Exception:  # a hook must not fail the fork; the walk is marked halted first
+            st.halt = st.forked = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _walk(st: _Walk) -> Generator[Packet | None, None, None]:
+    """One generator serves iteration and next_packet(): each batch's packets; None when idle and asked to."""
+    assert st.walker is not None
+    packets = st.walker.packets
+    try:
+        for batch in _batches(st):
+            if batch is None:
+                yield None
+            else:
+                # Kept on the state only while it is being yielded from (a forked child cuts it short); no
+                # local reference, so the C kernels' list of this batch's packets is gone by the time the
+                # batch expires and its unkept packets go back to the pool.
+                st.current = packets(batch)
+                yield from st.current
+                st.current = None
+    finally:
+        st.current = None
+
+
+def _batches(st: _Walk) -> Generator[Batch | None, None, None]:
+    """Each user-owned batch in ring order, handed back to the kernel when the consumer asks for the
+    next one (or stops). Yields None when idle and asked to (next_packet, deadlines).
+
+    Ends (StopIteration) at stop() or close(); raises CaptureClosedError in a forked child, and
+    LinkDownError once the interface went away and the ring has been read to the end: every packet the
+    kernel delivered is yielded first, so captured + dropped == received (libpcap stops at once).
+    """
+    walker, waiter = st.walker, st.waiter
+    assert walker is not None and waiter is not None
+    step, release, wait = walker.step, walker.release, waiter.wait
+    ident = threading.get_ident
+    coalesce = not walker.v3
+    racing = False
+    batch = None
+    try:
+        while True:
+            st.owner = ident()  # before busy: close() from a signal handler in this thread must not wait
+            st.busy = True  # then read halt (see _Walk)
+            if st.halt:
+                break
+            if batch is not None:
+                release()
+                if coalesce and batch.count < COALESCE_BELOW:
+                    if racing:
+                        # V1/V2 under load: the kernel hands over frames one at a time, and a reader that
+                        # keeps up takes them one per batch, paying the per-batch cost per packet. Two
+                        # small batches in a row without a wait means frames are arriving back to back:
+                        # let a few accumulate (interrupt coalescing; adds at most this to latency).
+                        time.sleep(COALESCE_SLEEP)
+                    racing = True
+                else:
+                    racing = False
+                batch = None
+                if st.deadline is not None and st.yield_idle and time.monotonic() >= st.deadline:
+                    st.busy = False
+                    yield None
+                    continue
+            batch = step()
+            if batch is None:
+                racing = False
+                if st.gone is not None:
+                    if st.drained():
+                        raise st.link_gone_error()
+                    ready = wait(DRAIN_POLL_MS)
+                else:
+                    try:
+                        ready = wait(st.idle_timeout_ms())
+                    except LinkDownError as e:  # gone: read what is left in the ring first
+                        st.gone = e
+                        st.drain_until = time.monotonic() + DRAIN_LIMIT
+                        continue
+                if ready or not st.yield_idle:
+                    continue
+                st.busy = False
+                yield None
+                continue
+            st.busy = False
+            yield batch
+        if st.forked:
+            raise CaptureClosedError(FORKED)
+    finally:
+        st.owner = ident()
+        st.busy = True  # then read closing (see _Walk)
+        if batch is not None and walker.batch is batch and not st.closing and not st.forked:
+            release()
+        st.busy = False
+        if st.closing:
+            st.leave()
 
 
 class Capture:
@@ -91,6 +389,8 @@ class Capture:
       ``buffer_size``, ``block_size`` and the derived frame size).
     - ``tx_geometry``: also map a TX ring (``RingGeometry.for_transmit(...)``) on this socket, for
       :meth:`transmitter`.
+    - ``allow_large_ring``: accept rings that take more than half of MemAvailable (refused by default
+      with RingAllocationError naming a size that fits; the CLI's ``--allow-large-ring``).
 
     Raises InterfaceNotFoundError (no such interface), PermissionDeniedError (needs CAP_NET_RAW),
     RingGeometryError (a layout the kernel would refuse; the message names a value that works),
@@ -98,7 +398,12 @@ class Capture:
     option the kernel refused), ArgumentError or TypeError (a bad argument).
 
     Not thread-safe: one thread reads. :meth:`close` or :meth:`stop` may be called from another
-    thread; the reader wakes up and its iteration ends.
+    thread (or a signal handler); the reader wakes up and its iteration ends (StopIteration), and
+    close() releases the ring and socket once the reader has left the walk. In a child made by
+    ``fork()`` the parent's capture and its packets raise CaptureClosedError. If the interface is
+    removed or moved to another network namespace, the iteration yields what is still in the ring and
+    then raises LinkDownError (:meth:`stats` still works until close()); a link set down and up again is
+    captured on, as tcpdump does.
     """
 
     def __init__(
@@ -122,6 +427,7 @@ class Capture:
         block_size: int | None = None,
         geometry: RingGeometry | None = None,
         tx_geometry: RingGeometry | None = None,
+        allow_large_ring: bool = False,
     ) -> None:
         if timeout is not None:
             warnings.warn(
@@ -148,12 +454,8 @@ class Capture:
         self.promisc = promisc
         self.copy_thresh = copy_thresh
         self._closed = False
-        self._walker: Iterator[Packet | None] | None = None
-        self._batch_reader: Generator[Batch | None, None, None] | None = None
-        self._yield_idle = False
-        self._poll_ms = -1
-        self._deadline: float | None = None
-        self._stop = False
+        #: the packet walk (iteration and next_packet() share it); see _walk()
+        self._walker: GeneratorType[Packet | None, None, None] | None = None
         #: the ring kernels this capture walks with (C or pure Python; see afpacket.ring)
         self.kernels = ring.current()
 
@@ -180,21 +482,60 @@ class Capture:
                 raise AfPacketError("explicit geometry must be an RX geometry of the same version")
             reserve = geometry.reserve
 
+        allow_large = _check.flag("Capture()", "allow_large_ring", allow_large_ring)
         program = compile_filter(filter, dgram=sock_type == "dgram") if isinstance(filter, str) else filter
         if promisc and interface == ANY:
             raise AfPacketError("promiscuous mode needs a named interface, not 'any' (as in tcpdump)")
-        # Set by _setup(); None only before setup finishes and after close().
+        # Set by _setup(); None only before setup finishes.
         self._ring: RingMemory = None  # type: ignore[assignment]
         self._ring_walker: RingWalker = None  # type: ignore[assignment]
-        self._waiter: Waiter | None = None
         self._sock = PacketSocket(interface, sock_type=sock_type, protocol=protocol)
+        self._st = _Walk(self._sock, interface)
         try:
-            self._setup(geometry, reserve, promisc, copy_thresh, ignore_outgoing, tx_geometry, program)
+            self._setup(geometry, reserve, promisc, copy_thresh, ignore_outgoing, tx_geometry, program, allow_large)
         except BaseException:
             self.close()
             raise
         self.geometry: RingGeometry = self._sock.rx  # type: ignore[assignment]
         self.hatype = self._sock.iface.hatype if self._sock.iface else abi.ARPHRD_ETHER
+
+    @classmethod
+    def from_fd(cls, fd: int, desc: SocketDescription) -> Capture:
+        """A Capture over a capture socket that another process opened and handed over (see
+        :func:`afpacket.receive_capture`): ``fd`` is taken over (close() closes it), ``desc`` gives the
+        ring's geometry and the options that shape how frames are read. Nothing is set up again (no
+        privilege is needed): the ring is mapped and read like any capture's."""
+        self = cls.__new__(cls)
+        self._closed = True  # until the socket is ours: __del__ has nothing to release
+        self.interface = desc.interface
+        self.version = desc.version
+        self.snaplen = desc.snaplen
+        self.poll_timeout = None
+        self.sock_type = desc.sock_type
+        self.promisc = False
+        self.copy_thresh = desc.copy_thresh
+        self._walker = None
+        self.kernels = ring.current()
+        self._ring = None  # type: ignore[assignment]
+        self._ring_walker = None  # type: ignore[assignment]
+        try:
+            self._sock = PacketSocket.adopt(
+                fd, desc.interface, ifindex=desc.ifindex, sock_type=desc.sock_type, protocol=desc.protocol,
+                version=desc.version, rx=desc.rx, tx=desc.tx,
+            )
+        except BaseException:
+            os.close(fd)
+            raise
+        self._st = _Walk(self._sock, desc.interface)
+        self._closed = False
+        try:
+            self._attach_ring(self._sock.map_rings(), desc.reinsert)
+        except BaseException:
+            self.close()
+            raise
+        self.geometry = desc.rx
+        self.hatype = desc.hatype
+        return self
 
     def _setup(
         self,
@@ -205,6 +546,7 @@ class Capture:
         ignore_outgoing: bool,
         tx_geometry: RingGeometry | None,
         program: BpfProgram | None,
+        allow_large: bool = False,
     ) -> None:
         """Every setup step, in the order the kernel needs; bind comes last (see sock.py)."""
         ps = self._sock
@@ -217,25 +559,32 @@ class Capture:
             ps.setopt("PACKET_IGNORE_OUTGOING", abi.PACKET_IGNORE_OUTGOING, 1, "needs Linux 4.20 or later")
         if program is not None:
             attach(ps.sock, program)  # before the ring and bind: nothing unfiltered gets in
-        ps.set_ring(geometry)
+        ps.set_ring(geometry, allow_large=allow_large)
         if tx_geometry is not None:
             if tx_geometry.version != self.version:
                 raise AfPacketError("a TX ring on a capture socket must use the capture's TPACKET version")
-            ps.set_ring(tx_geometry)
-        ring_map = ps.map_rings()
-        rx = ps.rx
-        assert rx is not None
-        self._ring = RingMemory(
-            ring_map, rx.size, self.version, self.snaplen, raw=self.sock_type == "raw", reinsert=bool(reserve),
-            frame_size=rx.frame_size, cooked=2,  # SOCK_DGRAM packets as tcpdump records `any`: cooked v2
-        )
-        self._ring_walker = RingWalker(
-            self._ring, rx, self.kernels, copy_thresh=self.copy_thresh, sock=ps.sock
-        )
-        self._waiter = Waiter(ps, self.interface)
+            ps.set_ring(tx_geometry, allow_large=allow_large)
+        self._attach_ring(ps.map_rings(), bool(reserve))
         ps.bind()
         if promisc:
             ps.set_promisc(True)
+
+    def _attach_ring(self, ring_map: mmap.mmap, reinsert: bool) -> None:
+        """The reading side over the socket's mapped RX ring: the ring's memory, its walker, the waiter,
+        all held by the walk state (``self._st``) that close() tears down."""
+        ps = self._sock
+        rx = ps.rx
+        assert rx is not None
+        self._ring = RingMemory(
+            ring_map, rx.size, self.version, self.snaplen, raw=self.sock_type == "raw", reinsert=reinsert,
+            frame_size=rx.frame_size, cooked=2,  # SOCK_DGRAM packets as tcpdump records `any`: cooked v2
+        )
+        st = self._st
+        st.ring = self._ring  # from here on, a failure's close() releases it
+        self._ring_walker = st.walker = RingWalker(
+            self._ring, rx, self.kernels, copy_thresh=self.copy_thresh, sock=ps.sock
+        )
+        st.waiter = Waiter(ps, self.interface)
 
     # -- plumbing -------------------------------------------------------------------------------
     def fileno(self) -> int:
@@ -260,12 +609,18 @@ class Capture:
 
     def _check(self) -> None:
         if self._closed:
+            self._st.finish_close()  # a close() from another thread may have left the teardown to us
             raise CaptureClosedError("capture is closed; open a new Capture")
+        if self._sock.forked:
+            raise CaptureClosedError(FORKED)
         self._sock.check_open()
 
-    def _wait(self, timeout_ms: int) -> bool:
-        assert self._waiter is not None
-        return self._waiter.wait(timeout_ms)
+    def _packet_walk(self) -> GeneratorType[Packet | None, None, None]:
+        """The packet walk, started anew if the last one ended (stop(), an interface that went away)."""
+        w = self._walker
+        if w is None or w.gi_frame is None:
+            w = self._walker = cast("GeneratorType[Packet | None, None, None]", _walk(self._st))
+        return w
 
     # statistics of the walk (V3): blocks read, blocks flagged LOSING, gaps in the block sequence
     @property
@@ -283,66 +638,15 @@ class Capture:
         """V3: gaps in the blocks' sequence numbers seen by the walk (0 when no block was skipped)."""
         return self._ring_walker.seq_gaps if self._ring_walker else 0
 
-    def _idle_timeout_ms(self) -> int:
-        if self._poll_ms >= 0:
-            return self._poll_ms
-        return 1000  # wake up now and then to notice stop(), a deadline, or a closed socket
-
-    # -- the walk -------------------------------------------------------------------------------
-    def _walk(self) -> Iterator[Packet | None]:
-        """One generator serves iteration and next_packet(); yields None when idle and asked to."""
-        packets = self._ring_walker.packets
-        for batch in self._batches():
-            if batch is None:
-                yield None
-            else:
-                yield from packets(batch)
-
-    def _batches(self) -> Generator[Batch | None, None, None]:
-        """Each user-owned batch in ring order, handed back to the kernel when the consumer asks for
-        the next one (or stops). Yields None when idle and asked to (next_packet, deadlines)."""
-        walker = self._ring_walker
-        step, release = walker.step, walker.release
-        coalesce = not walker.v3
-        racing = False
-        try:
-            while not self._stop:
-                batch = step()
-                if batch is None:
-                    racing = False
-                    if self._wait(self._idle_timeout_ms()) or not self._yield_idle:
-                        continue
-                    yield None
-                    continue
-                yield batch
-                release()
-                if coalesce and batch.count < COALESCE_BELOW:
-                    if racing:
-                        # V1/V2 under load: the kernel hands over frames one at a time, and a reader that
-                        # keeps up takes them one per batch, paying the per-batch cost per packet. Two
-                        # small batches in a row without a wait means frames are arriving back to back:
-                        # let a few accumulate (interrupt coalescing; adds at most this to latency).
-                        time.sleep(COALESCE_SLEEP)
-                    racing = True
-                else:
-                    racing = False
-                if self._deadline is not None and self._yield_idle and time.monotonic() >= self._deadline:
-                    yield None
-        finally:
-            self._walker = None
-            if not self._closed:
-                walker.release()
-
     # -- public reading API ---------------------------------------------------------------------
     def __iter__(self) -> Iterator[Packet]:
         """Every packet, for as long as the capture is open (until close() or stop())."""
         self._check()
-        self._yield_idle = False
-        self._deadline = None
-        self._poll_ms = -1 if self.poll_timeout is None else int(self.poll_timeout * 1000)
-        if self._walker is None:
-            self._walker = self._walk()
-        return self._walker  # type: ignore[return-value]
+        st = self._st
+        st.yield_idle = False
+        st.deadline = None
+        st.poll_ms = -1 if self.poll_timeout is None else int(self.poll_timeout * 1000)
+        return self._packet_walk()  # type: ignore[return-value]
 
     def next_packet(self, timeout: float | None = None) -> Packet | None:
         """The next packet, or None if none arrived within ``timeout`` seconds.
@@ -360,17 +664,16 @@ class Capture:
         self._check()
         timeout = _check.seconds("next_packet()", "timeout", timeout)
         t = self.poll_timeout if timeout is None else timeout
-        self._poll_ms = -1 if t is None else int(t * 1000)
-        self._yield_idle = t is not None
-        self._deadline = None
-        if self._walker is None:
-            self._walker = self._walk()
+        st = self._st
+        st.poll_ms = -1 if t is None else int(t * 1000)
+        st.yield_idle = t is not None
+        st.deadline = None
         try:
-            return next(self._walker)
+            return next(self._packet_walk())
         except StopIteration:
             return None
         finally:
-            self._yield_idle = False
+            st.yield_idle = False
 
     def packets(
         self, count: int | None = None, duration: float | None = None, timeout: float | None = None
@@ -404,10 +707,8 @@ class Capture:
         timeout = _check.seconds("packets()", "timeout", timeout)
         if count == 0:
             return iter(())
-        if self._walker is None:
-            self._walker = self._walk()
         deadline = time.monotonic() + duration if duration is not None else None
-        bounded = self._bounded(self._walker, deadline, timeout)
+        bounded = self._bounded(self._packet_walk(), deadline, timeout)
         return bounded if count is None else islice(bounded, count)
 
     def frames(
@@ -487,17 +788,17 @@ class Capture:
             raise AfPacketError("a packet iteration holds a batch; finish it before reading batches")
 
     def _batch_gen(self, duration: float | None, idle: float | None) -> Iterator[Batch]:
+        if self._closed:
+            return  # closed (from another thread) since batches() was called: the iteration just ends
         self._check()
         self._check_no_batch_held()
         self._walker = None
         deadline = time.monotonic() + duration if duration is not None else None
-        gen = self._batches()
-        self._batch_reader = gen  # so close() can end it
+        gen = _batches(self._st)
         try:
             yield from self._bounded(gen, deadline, idle)
         finally:
             gen.close()
-            self._batch_reader = None
 
     def _bounded(
         self, source: Iterator[_T | None], deadline: float | None, idle: float | None = None
@@ -530,26 +831,28 @@ class Capture:
                 if idle is not None:
                     waiting_since = time.monotonic()
         finally:
-            self._deadline = None
-            self._yield_idle = False
-            self._poll_ms = -1
+            st = self._st
+            st.deadline = None
+            st.yield_idle = False
+            st.poll_ms = -1
 
     def _arm(self, deadline: float | None) -> None:
         """Before each step of a bounded read: wake up in time for the deadline, and yield None then."""
-        self._deadline = deadline
-        self._yield_idle = deadline is not None
+        st = self._st
+        st.deadline = deadline
+        st.yield_idle = deadline is not None
         if deadline is not None:
-            self._poll_ms = max(1, min(1000, int((deadline - time.monotonic()) * 1000) + 1))
+            st.poll_ms = max(1, min(1000, int((deadline - time.monotonic()) * 1000) + 1))
 
     def stop(self) -> None:
-        """Make a running iteration end soon (safe from another thread or a signal handler)."""
-        self._stop = True
-        if self._waiter is not None:
-            self._waiter.wake()
+        """Make a running iteration end soon (safe from another thread or a signal handler); the capture
+        stays open (stats(), close()), and later reads end at once."""
+        self._st.stop()
 
     def stats(self) -> SocketStats:
         """Cumulative kernel counters: ``received`` (by the filter), ``drops``, ``packets`` (into the
-        ring = received - drops), ``freeze_count`` (V3)."""
+        ring = received - drops), ``freeze_count`` (V3). Still readable after the interface went away
+        (LinkDownError), until close(); CaptureClosedError after close()."""
         self._check()
         return self._sock.stats()
 
@@ -565,26 +868,23 @@ class Capture:
 
     # -- teardown -------------------------------------------------------------------------------
     def close(self) -> None:
-        """Hand everything back and release the ring and socket. Safe to call twice."""
+        """Hand everything back and release the ring and socket. Safe to call twice, and from any thread.
+
+        From the thread that reads (or when nobody does), everything is released before close()
+        returns; packets kept from the current batch get a copy of their frame. From another thread
+        while a reader is inside the walk (waiting for packets, say), it wakes the reader, whose
+        iteration ends (StopIteration; ``next_packet()`` returns None) and which releases the ring and
+        socket as it leaves; close() waits for that (up to a few seconds). If the reader is in its loop
+        body with a packet, the release waits until it asks for the next one. Every method but close()
+        raises CaptureClosedError from the moment close() is called.
+        """
         if self._closed:
             return
-        self._stop = True
         self._closed = True
-        for walker in (self._walker, self._batch_reader):
-            if walker is not None and hasattr(walker, "close"):
-                try:
-                    walker.close()
-                except ValueError:  # generator running in another thread: it stops at its next step
-                    pass
-        self._walker = self._batch_reader = None
-        if self._ring_walker is not None:
-            self._ring_walker.abandon()
-        ring, self._ring = self._ring, None  # type: ignore[assignment]
-        if ring is not None and not self._sock.forked:
-            ring.release()
-        if self._waiter is not None:
-            self._waiter.close()
-        self._sock.close()
+        st = getattr(self, "_st", None)
+        if st is None:  # PacketSocket() itself failed
+            return
+        st.request_close()
 
     def __enter__(self) -> Capture:
         return self
@@ -595,8 +895,10 @@ class Capture:
         self.close()
 
     def __del__(self) -> None:
+        # Nothing but the user's references holds a Capture (the walk's generators hold its _Walk), so
+        # this runs as soon as the last one goes, and the ring and socket go with it.
         try:
-            if not self._closed:
+            if not getattr(self, "_closed", True):
                 self.close()
         except Exception:
             pass

@@ -16,7 +16,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from .. import abi, bridges
-from ..errors import PacketExpiredError
+from ..errors import CaptureClosedError, PacketExpiredError
 from ..ring import _kernels_py
 from ..ring.layout import Header
 from ..savefile.linktype import LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, cooked_header, insert_tag, linktype_for
@@ -306,6 +306,42 @@ def generic_class(kernels: ModuleType) -> type[Packet]:
     if cls is None:
         cls = type("Packet", (Packet, kernels.PacketBase), {"__slots__": (), "__module__": __name__})
         _CLASSES[kernels.IMPLEMENTATION] = cls
+    return cls
+
+
+#: what a packet of the parent's capture says in a forked child
+FORKED = (
+    "this packet belongs to the parent process's capture: fork() does not share the ring, so its frame "
+    "is not in this process; copy bytes(pkt) or pkt.copy() before forking, or open a Capture in the child"
+)
+_FORKED: dict[type[Packet], type[Packet]] = {}
+
+
+def _refuse_forked(*_args: object) -> Any:
+    raise CaptureClosedError(FORKED)
+
+
+def forked_class(generic: type[Packet]) -> type[Packet]:
+    """The class a forked child gives the parent's packets that were still in the ring (see
+    ``RingWalker.disown``): every access to the frame or its metadata raises CaptureClosedError, as the
+    parent's Capture does in the child, instead of reading memory the child does not have. Same layout
+    as ``generic`` (no slots of its own), so ``__class__`` can be assigned."""
+    cls = _FORKED.get(generic)
+    if cls is None:
+        cls = type(
+            "Packet",
+            (generic,),
+            {
+                "__slots__": (),
+                "__module__": __name__,
+                "data": property(_refuse_forked, doc="Raises CaptureClosedError: the frame is the parent's."),
+                "__bytes__": _refuse_forked,
+                "_caplen": _refuse_forked,
+                "_ring": _refuse_forked,
+                "__repr__": lambda self: "<Packet (of the parent process's capture)>",
+            },
+        )
+        _FORKED[generic] = cls
     return cls
 
 

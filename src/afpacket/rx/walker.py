@@ -20,7 +20,7 @@ from typing import Any
 from .. import abi
 from ..geometry import RingGeometry
 from ..ring.memory import RingMemory, detach
-from .packet import Packet, generic_class, packet_class
+from .packet import Packet, forked_class, generic_class, packet_class
 
 #: how many ready V1/V2 frames one batch may take before handing them back
 MAX_FRAME_BATCH = 256
@@ -54,6 +54,9 @@ class RingWalker:
         self.losing_seen = 0
         self.seq_gaps = 0
         self._last_seq = 0
+        #: packets in every batch stepped over so far: compared with the kernel's count of packets
+        #: delivered into the ring, it tells whether the ring has been read to the end
+        self.taken = 0
 
     def step(self) -> Any:
         """The next user-owned batch (the previous one must have been released), or None if the
@@ -68,6 +71,7 @@ class RingWalker:
             status, count, first, seq = k.block_info(ring, boff)
             end = boff + bsz
             batch = k.block_batch(ring, boff + first, count, end, boff)
+            self.taken += count
             self.blocks_seen += 1
             if status & abi.TP_STATUS_LOSING:
                 self.losing_seen += 1
@@ -79,6 +83,7 @@ class RingWalker:
             if not hdrs:
                 return None
             batch = k.Batch(ring, hdrs, 0, -1)
+            self.taken += len(hdrs)
         self.batch = batch
         if self.fixup:
             self._fixup(batch)
@@ -107,11 +112,22 @@ class RingWalker:
             self.cursor = (self.cursor + len(b.hdrs)) % len(self.frame_offsets)
 
     def abandon(self) -> None:
-        """At close: revoke the current batch's views without touching the ring (about to be unmapped)."""
+        """At close: revoke the current batch's views and give the packets someone kept a copy of their
+        frame, without handing the slots back (the ring is about to be unmapped)."""
         b, self.batch = self.batch, None
         if b is not None:
             for p in b.expire(self.pool):
                 detach(p, self.k, self.generic)
+
+    def disown(self) -> None:
+        """In a forked child, where the ring is not mapped: revoke the current batch's views without
+        reading the ring, and turn the packets someone kept into ones that raise CaptureClosedError
+        (their frames cannot be copied: the memory is not there)."""
+        b, self.batch = self.batch, None
+        if b is not None:
+            forked = forked_class(self.generic)
+            for p in b.expire(self.pool):
+                p.__class__ = forked
 
     # -- fix-ups ------------------------------------------------------------------------------------
     def _fixup(self, batch: Any) -> None:
