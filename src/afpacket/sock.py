@@ -32,6 +32,17 @@ from .ring.layout import layout
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.bind.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
 _libc.bind.restype = ctypes.c_int
+_libc.setsockopt.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32)
+_libc.setsockopt.restype = ctypes.c_int
+
+
+def _setsockopt_nogil(fd: int, level: int, option: int, value: bytes) -> None:
+    """setsockopt() without holding the GIL (ctypes releases it around the call): creating or freeing a
+    ring waits for an RCU grace period in the kernel (synchronize_net, tens of ms), and Python's own
+    socket.setsockopt would stall every other thread of the program meanwhile."""
+    if _libc.setsockopt(fd, level, option, value, len(value)) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
 
 SOCK_TYPES = {"raw": socket.SOCK_RAW, "dgram": socket.SOCK_DGRAM}
 
@@ -108,9 +119,11 @@ class PacketSocket:
         cls, fd: int, interface: str, *, ifindex: int, sock_type: str, protocol: int, version: int,
         rx: RingGeometry | None, tx: RingGeometry | None,
     ) -> PacketSocket:
-        """A PacketSocket over ``fd``: an AF_PACKET socket that another process set up (version, rings,
-        bind) and handed over (afpacket.handoff). Takes ownership of ``fd``. Nothing is set up again; the
-        rings ``rx``/``tx`` describe are mapped by :meth:`map_rings`, which needs no privilege."""
+        """A PacketSocket over ``fd``: an AF_PACKET socket that another process set up (``version``,
+        rings, bind) and handed over (afpacket.handoff). Takes ownership of ``fd``. ``interface``,
+        ``ifindex``, ``sock_type`` and ``protocol`` are what the socket was opened and bound with (as the
+        sender describes it). Nothing is set up again; the rings ``rx``/``tx`` describe are mapped by
+        :meth:`map_rings`, which needs no privilege."""
         if sock_type not in SOCK_TYPES:
             raise AfPacketError(f"socket type must be 'raw' or 'dgram', got {sock_type!r}")
         self = cls.__new__(cls)
@@ -191,7 +204,7 @@ class PacketSocket:
         wanted = geometry
         while True:
             try:
-                self.sock.setsockopt(abi.SOL_PACKET, option, geometry.request())
+                _setsockopt_nogil(self.sock.fileno(), abi.SOL_PACKET, option, geometry.request())
                 break
             except OSError as e:
                 if e.errno == errno.ENOMEM:
