@@ -11,6 +11,7 @@ import struct
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -136,6 +137,38 @@ def ping(net: VethPair, count: int = 5) -> None:
     import sys
 
     net.exec(sys.executable, "-c", PINGER, net.outer_ip, str(count))
+
+
+#: UDP frames from inside the namespace, ``burst`` at a time every ``pause`` seconds, until killed
+STREAMER = r"""
+import socket, struct, sys, time
+iface, dst, src = sys.argv[1], bytes.fromhex(sys.argv[2]), bytes.fromhex(sys.argv[3])
+payload, burst, pause = int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+s.bind((iface, 0))
+ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 8 + payload, 1, 0, 64, 17, 0, bytes(4), bytes(4))
+frame = dst + src + b"\x08\x00" + ip + struct.pack("!HHHH", 4000, 9, 8 + payload, 0) + bytes(payload)
+while True:
+    for _ in range(burst):
+        s.send(frame)
+    time.sleep(pause)
+"""
+
+
+@contextmanager
+def streaming(net: VethPair, *, payload: int, burst: int, pause: float) -> Iterator[None]:
+    """Traffic to the outer end for as long as the block runs: ``burst`` UDP frames of ``payload`` bytes
+    every ``pause`` seconds, sent from inside the namespace by a process killed on the way out."""
+    import sys
+
+    sender = net.popen(sys.executable, "-c", STREAMER, net.inner, net.outer_mac.replace(":", ""),
+                       net.inner_mac.replace(":", ""), str(payload), str(burst), str(pause),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        sender.kill()
+        sender.wait()
 
 
 # -- unprivileged processes ----------------------------------------------------------------------

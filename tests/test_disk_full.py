@@ -20,27 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import udp_frame
+from conftest import streaming, udp_frame
 
 from afpacket import PcapngReader, PcapngWriter, PcapWriter, SavefileError, open_reader
 from afpacket.testnet import VethPair
 
 AFPACKET = [sys.executable, "-m", "afpacket"]
-
-#: a fast stream of 300-byte UDP payloads from inside the namespace (a few MB/s) until killed
-SENDER = r"""
-import socket, struct, sys, time
-iface, dst, src = sys.argv[1], bytes.fromhex(sys.argv[2]), bytes.fromhex(sys.argv[3])
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-s.bind((iface, 0))
-ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 8 + 300, 1, 0, 64, 17, 0, bytes(4), bytes(4))
-frame = dst + src + b"\x08\x00" + ip + struct.pack("!HHHH", 4000, 9, 8 + 300, 0) + bytes(300)
-while True:
-    for _ in range(50):
-        s.send(frame)
-    time.sleep(0.005)
-"""
-
 
 @pytest.fixture
 def core() -> Iterator[str]:
@@ -52,14 +37,8 @@ def core() -> Iterator[str]:
 def busy_net() -> Iterator[VethPair]:
     if os.geteuid() != 0:
         pytest.fail("this test opens AF_PACKET sockets and makes network namespaces: run it as root")
-    with VethPair("afdf", addresses=False) as net:
-        sender = net.popen(sys.executable, "-c", SENDER, net.inner, net.outer_mac.replace(":", ""),
-                           net.inner_mac.replace(":", ""), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            yield net
-        finally:
-            sender.kill()
-            sender.wait()
+    with VethPair("afdf", addresses=False) as net, streaming(net, payload=300, burst=50, pause=0.005):
+        yield net
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from conftest import streaming
 
 from afpacket import open_reader
 from afpacket.testnet import VethPair
@@ -35,21 +36,6 @@ AFPACKET = [sys.executable, "-m", "afpacket"]
 STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 RUNS = 150
 PARALLEL = 4
-
-#: a steady stream of UDP frames from inside the namespace (about 2,000 a second) until killed
-SENDER = r"""
-import socket, struct, sys, time
-iface, dst, src = sys.argv[1], bytes.fromhex(sys.argv[2]), bytes.fromhex(sys.argv[3])
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-s.bind((iface, 0))
-ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 8 + 64, 1, 0, 64, 17, 0, bytes(4), bytes(4))
-frame = dst + src + b"\x08\x00" + ip + struct.pack("!HHHH", 4000, 9, 8 + 64, 0) + bytes(64)
-while True:
-    for _ in range(20):
-        s.send(frame)
-    time.sleep(0.01)
-"""
-
 
 @pytest.fixture
 def core() -> Iterator[str]:
@@ -61,14 +47,8 @@ def core() -> Iterator[str]:
 def busy_net() -> Iterator[VethPair]:
     if os.geteuid() != 0:
         pytest.fail("this test opens AF_PACKET sockets and makes network namespaces: run it as root")
-    with VethPair("afsg", addresses=False) as net:
-        sender = net.popen(sys.executable, "-c", SENDER, net.inner, net.outer_mac.replace(":", ""),
-                           net.inner_mac.replace(":", ""), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            yield net
-        finally:
-            sender.kill()
-            sender.wait()
+    with VethPair("afsg", addresses=False) as net, streaming(net, payload=64, burst=20, pause=0.01):
+        yield net
 
 
 class Run(NamedTuple):
