@@ -174,6 +174,9 @@ def streaming(net: VethPair, *, payload: int, burst: int, pause: float) -> Itera
 # -- unprivileged processes ----------------------------------------------------------------------
 SRC = str(Path(__file__).resolve().parent.parent / "src")
 NOBODY = 65534
+#: the start of a command line that runs the rest as nobody:nogroup with no supplementary group
+#: (add setpriv's capability options after it)
+AS_NOBODY = ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups"]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import NOBODY, udp_frame
+from conftest import AS_NOBODY, NOBODY, udp_frame
 
 import afpacket
 from afpacket import handoff
@@ -47,7 +47,7 @@ with afpacket.receive_capture(path) as cap:
 def _unprivileged(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     assert shutil.which("setpriv"), "setpriv (util-linux) is needed"
     return subprocess.Popen(
-        ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups", "--inh-caps", "-all",
+        [*AS_NOBODY, "--inh-caps", "-all",
          "--bounding-set", "-all", sys.executable, "-c", CLIENT, *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
@@ -110,7 +110,7 @@ def test_a_user_the_server_does_not_allow_gets_no_socket(nobody_dir: Path, nobod
         t, result = _serve(path, net.outer, timeout=30)  # only root (the server's user) may connect
         assert os.stat(path).st_uid == 0 and os.stat(path).st_mode & 0o777 == 0o600
         r = subprocess.run(
-            ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups", "--inh-caps", "-all",
+            [*AS_NOBODY, "--inh-caps", "-all",
              sys.executable, "-c", "import afpacket,sys; afpacket.receive_capture(sys.argv[1], timeout=2)", path],
             capture_output=True, text=True, env=nobody_env, timeout=60,
         )
@@ -119,7 +119,7 @@ def test_a_user_the_server_does_not_allow_gets_no_socket(nobody_dir: Path, nobod
         # Defence in depth: even with the file opened up, SO_PEERCRED keeps nobody out.
         os.chmod(path, 0o666)
         r = subprocess.run(
-            ["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups", "--inh-caps", "-all",
+            [*AS_NOBODY, "--inh-caps", "-all",
              sys.executable, "-c", "import afpacket,sys; afpacket.receive_capture(sys.argv[1], timeout=5)", path],
             capture_output=True, text=True, env=nobody_env, timeout=60,
         )

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import NOBODY, SRC, udp_frame
+from conftest import AS_NOBODY, NOBODY, SRC, udp_frame
 
 from afpacket import open_reader
 from afpacket.errors import ArgumentError
@@ -138,7 +138,7 @@ def test_capture_with_only_cap_net_raw_as_nobody(nobody_dir: Path, nobody_env: d
     out = nobody_dir / "raw.pcap"
     with VethPair("afzn", addresses=False) as net:
         frames = [udp_frame(net.outer_mac, net.inner_mac, b"n" * n, sport=8000 + n) for n in (1, 50, 500)]
-        p = subprocess.Popen(["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
+        p = subprocess.Popen([*AS_NOBODY,
                               "--inh-caps", "-all,+net_raw", "--ambient-caps", "+net_raw",
                               *AFPACKET, "capture", "-i", net.outer, "-w", str(out), "-c", "3", "-q"],
                              stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=nobody_env)
@@ -159,7 +159,7 @@ def test_capture_with_only_cap_net_raw_as_nobody(nobody_dir: Path, nobody_env: d
 
 
 def test_without_cap_net_raw_the_message_recommends_it_alone(nobody_env: dict[str, str]) -> None:
-    r = subprocess.run(["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
+    r = subprocess.run([*AS_NOBODY,
                         *AFPACKET, "capture", "-i", "lo", "-c", "1"], capture_output=True, text=True, timeout=30,
                        env=nobody_env)
     assert r.returncode == 1 and "Traceback" not in r.stderr
@@ -168,7 +168,7 @@ def test_without_cap_net_raw_the_message_recommends_it_alone(nobody_env: dict[st
 
 
 def test_dash_z_without_root_is_refused(nobody_env: dict[str, str]) -> None:
-    r = subprocess.run(["setpriv", "--reuid", "nobody", "--regid", "nogroup", "--clear-groups",
+    r = subprocess.run([*AS_NOBODY,
                         "--inh-caps", "-all,+net_raw", "--ambient-caps", "+net_raw",
                         *AFPACKET, "capture", "-i", "lo", "-Z", "nobody", "-c", "1"],
                        capture_output=True, text=True, timeout=30, env=nobody_env)
