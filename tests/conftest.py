@@ -171,6 +171,25 @@ def streaming(net: VethPair, *, payload: int, burst: int, pause: float) -> Itera
         sender.wait()
 
 
+@contextmanager
+def small_tmpfs(size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (mount's notation: "64k") in a temporary directory: a disk that fills up.
+    Always unmounted again."""
+    with tempfile.TemporaryDirectory() as d:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", d], check=True)
+        try:
+            yield Path(d)
+        finally:
+            subprocess.run(["umount", d], check=True)
+
+
+@pytest.fixture
+def tiny_fs() -> Iterator[Path]:
+    """A 64 KiB tmpfs: a disk that fills up after a few hundred records."""
+    with small_tmpfs("64k") as d:
+        yield d
+
+
 # -- unprivileged processes ----------------------------------------------------------------------
 SRC = str(Path(__file__).resolve().parent.parent / "src")
 NOBODY = 65534

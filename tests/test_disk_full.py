@@ -14,13 +14,12 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import streaming, udp_frame
+from conftest import small_tmpfs, streaming, udp_frame
 
 from afpacket import PcapngReader, PcapngWriter, PcapWriter, SavefileError, open_reader
 from afpacket.testnet import VethPair
@@ -44,12 +43,8 @@ def busy_net() -> Iterator[VethPair]:
 @pytest.fixture
 def tiny_fs() -> Iterator[Path]:
     """A 256 KiB tmpfs, always unmounted again."""
-    with tempfile.TemporaryDirectory() as d:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", d], check=True)
-        try:
-            yield Path(d)
-        finally:
-            subprocess.run(["umount", d], check=True)
+    with small_tmpfs("256k") as d:
+        yield d
 
 
 def records(path: Path) -> int:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import struct
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -156,14 +155,6 @@ def test_close_mid_dump_into_a_capture_file_counts_exactly(net: VethPair, tmp_pa
     assert sequence(path) == list(range(out.written))
 
 
-@pytest.fixture
-def tiny_fs() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory() as d:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", d], check=True)
-        try:
-            yield Path(d)
-        finally:
-            subprocess.run(["umount", d], check=True)
 
 
 @pytest.mark.parametrize("fmt", ["pcap", "pcapng"])

@@ -511,18 +511,7 @@ def test_corrupt_lengths_are_named(tmp_path: Path) -> None:
         open_reader(io.BytesIO(b"GIF89a....."))
 
 
-# --- a full disk ----------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def tiny_fs() -> Iterator[Path]:
-    """A 64 KiB tmpfs: a disk that fills up after a few hundred records."""
-    with tempfile.TemporaryDirectory() as d:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", d], check=True)
-        try:
-            yield Path(d)
-        finally:
-            subprocess.run(["umount", d], check=True)
+# --- a full disk (conftest's tiny_fs) ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", ["pcap", "pcapng"])
