@@ -736,6 +736,17 @@ HUGE = {
 }
 
 
+def read_measured(path: Path) -> tuple[Outcome, int]:
+    """Read ``path`` to its end or its error, and the peak of memory allocated meanwhile (bytes)."""
+    tracemalloc.start()
+    try:
+        out = read_outcome(str(path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return out, peak
+
+
 @pytest.mark.parametrize("name", list(HUGE))
 def test_huge_declared_lengths_are_not_allocated(tmp_path: Path, name: str) -> None:
     """Read from a real file (a buffered reader allocates what read(n) asks for, whatever the file holds):
@@ -743,12 +754,7 @@ def test_huge_declared_lengths_are_not_allocated(tmp_path: Path, name: str) -> N
     short file costs at most that limit (16 MiB), never the 4 GiB a 32-bit field can say."""
     path = tmp_path / "huge"
     path.write_bytes(HUGE[name])
-    tracemalloc.start()
-    try:
-        out = read_outcome(str(path))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    out, peak = read_measured(path)
     assert out.error is not None and out.records == []
     assert "byte offset" in str(out.error)
     budget = MAX_BLOCK_SIZE + (1 << 20) if "allowed" in name else 1 << 20
@@ -764,12 +770,7 @@ def test_huge_lengths_fuzzed_stay_small(scratch: Path, kind: str, length: int) -
             "pcapng-caplen": lambda: pcapng_declaring(caplen=length)}[kind]()
     path = scratch / "huge-fuzzed"
     path.write_bytes(data)
-    tracemalloc.start()
-    try:
-        out = read_outcome(str(path))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    out, peak = read_measured(path)
     assert out.error is not None and out.records == []
     assert peak <= 1 << 20, f"{kind} {length}: {peak} bytes allocated"
 
