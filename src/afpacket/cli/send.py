@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .. import abi
+from .. import _startup, abi
 from .._check import MAX_SECONDS
 from ..craft import REBUILDABLE_LINKTYPES, FlowSpec, ethernet_from, ip_bytes, mac_bytes
 from ..errors import AfPacketError
@@ -58,7 +58,7 @@ _PORT_PROTOCOLS = (6, 17, 132)
 #: Exit status for usage errors (click's convention).
 _USAGE = 2
 #: The signals that end a run with its summary (exit status 0, as tcpdump; tcpreplay does so for SIGINT).
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_STOP_SIGNALS = _startup.STOP_SIGNALS  # SIGINT, SIGTERM, SIGHUP: one list for every command
 _STOPPED_BY_SIGNAL = frozenset(sig.name for sig in _STOP_SIGNALS)
 #: The slowest rate accepted for -x, -p and -M (and gen --pps): below it one frame would wait for weeks,
 #: and the schedule's arithmetic leaves the range of a float (-x 1e-300).
