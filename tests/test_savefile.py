@@ -299,7 +299,7 @@ def test_linktype_for_socket_kinds() -> None:
 
 
 def _capture(net: VethPair, cmd: list[str], path: Path, ready: str) -> None:
-    """Run a capture program on the outer end while 5 pings cross the pair; 10 packets."""
+    """Run a capture program on the outer end while pings cross the pair, until it has its 10 packets."""
     proc = subprocess.Popen([*cmd, "-i", net.outer, "-w", str(path), "-c", "10"],
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     try:
@@ -309,8 +309,12 @@ def _capture(net: VethPair, cmd: list[str], path: Path, ready: str) -> None:
         while ready not in seen and time.monotonic() < deadline:
             seen += proc.stderr.readline()
         assert ready in seen, seen
+        # dumpcap says "Capturing on" a moment before its socket is open: ping until the 10 packets are in,
+        # so packets sent in that moment cannot leave the program waiting forever
         ping(net)
-        proc.wait(timeout=20)
+        while proc.poll() is None and time.monotonic() < deadline + 20:
+            ping(net, 1)
+        proc.wait(timeout=5)
     finally:
         if proc.poll() is None:
             proc.kill()
