@@ -20,6 +20,7 @@ from .errors import (
     RingGeometryError,
     SavefileError,
     SocketOptionError,
+    TimestampError,
     TransmitError,
 )
 from .geometry import RingGeometry
@@ -41,6 +42,7 @@ __all__ = [
     "RingGeometryError",
     "SavefileError",
     "SocketOptionError",
+    "TimestampError",
     "TransmitError",
 ]
 
@@ -49,10 +51,24 @@ from .sock import SocketStats
 
 __all__ += ["IMPLEMENTATION", "Capture", "Columns", "CopiedPacket", "Packet", "SocketStats", "__version__"]
 
-from .filter import BpfProgram, compile_filter  # noqa: E402
+from .ebpf import EbpfProgram, load_socket_filter  # noqa: E402
+from .fanout import Fanout, RolloverStats  # noqa: E402
+from .filter import BpfProgram, OfflineFilter, compile_filter, parse_program  # noqa: E402
+from .timestamps import list_types as list_timestamp_types  # noqa: E402
 
-__all__ += ["BpfProgram", "compile_filter"]
+__all__ += [
+    "BpfProgram",
+    "EbpfProgram",
+    "Fanout",
+    "OfflineFilter",
+    "RolloverStats",
+    "compile_filter",
+    "list_timestamp_types",
+    "load_socket_filter",
+    "parse_program",
+]
 
+from .group import CaptureGroup, GroupStats, WorkerReport, merge_files  # noqa: E402
 from .handoff import receive_capture, serve_socket  # noqa: E402
 from .savefile import PcapngReader, PcapngWriter, PcapReader, PcapWriter, Record, open_reader  # noqa: E402
 from .tofile import CaptureFile, dump, format_for, tee  # noqa: E402
@@ -60,6 +76,8 @@ from .tx import RejectedFrame, TransmitStats, Transmitter, TransmitWarning, TxSl
 
 __all__ += [
     "CaptureFile",
+    "CaptureGroup",
+    "GroupStats",
     "PcapReader",
     "PcapWriter",
     "PcapngReader",
@@ -70,8 +88,10 @@ __all__ += [
     "TransmitWarning",
     "Transmitter",
     "TxSlot",
+    "WorkerReport",
     "dump",
     "format_for",
+    "merge_files",
     "open_reader",
     "receive_capture",
     "serve_socket",

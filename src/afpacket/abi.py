@@ -178,3 +178,21 @@ ETH_HLEN: Final = 14
 VLAN_HLEN: Final = 4
 
 AF_PACKET: Final = socket.AF_PACKET
+
+# --- time stamping (linux/net_tstamp.h, linux/sockios.h, linux/ethtool.h) -------------------------
+SOF_TIMESTAMPING_TX_HARDWARE: Final = 1 << 0
+SOF_TIMESTAMPING_RX_HARDWARE: Final = 1 << 2
+SOF_TIMESTAMPING_RX_SOFTWARE: Final = 1 << 3
+SOF_TIMESTAMPING_SYS_HARDWARE: Final = 1 << 5  # deprecated: kernels since 3.17 ignore it
+SO_TIMESTAMPING: Final = 37  # SOL_SOCKET option (SO_TIMESTAMPING_OLD on 64-bit)
+SIOCETHTOOL: Final = 0x8946
+SIOCSHWTSTAMP: Final = 0x89B0
+SIOCGHWTSTAMP: Final = 0x89B1
+ETHTOOL_GET_TS_INFO: Final = 0x41
+HWTSTAMP_TX_OFF: Final = 0
+HWTSTAMP_FILTER_NONE: Final = 0
+HWTSTAMP_FILTER_ALL: Final = 1
+# struct hwtstamp_config: flags(int) tx_type(int) rx_filter(int)
+HWTSTAMP_CONFIG: Final = struct.Struct("=iii")
+# struct ethtool_ts_info: cmd so_timestamping phc_index(s32) tx_types tx_reserved[3] rx_filters rx_reserved[3]
+ETHTOOL_TS_INFO: Final = struct.Struct("=IIiI12xI12x")

@@ -102,6 +102,11 @@ class HandoffError(AfPacketError):
     receive_capture): no server, a refused user, or a message that is not a capture description."""
 
 
+class TimestampError(AfPacketError):
+    """The time stamp source asked for cannot be used on this interface (no hardware clock, as on veth
+    and loopback, or no interface named, as with 'any'). The message names the device and the fix."""
+
+
 class SavefileError(AfPacketError):
     """A pcap/pcapng file is corrupt, truncated, or could not be written."""
 

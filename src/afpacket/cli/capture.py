@@ -28,6 +28,9 @@ from ..savefile.linktype import (
     describe,
     linktype_for,
 )
+from ..timestamps import TYPES as TIMESTAMP_TYPES
+from ..timestamps import list_lines as timestamp_list_lines
+from ..timestamps import list_types as list_timestamp_types
 from ..tofile import CaptureFile, format_for, open_for
 from . import main
 from .output import MAX_SNAPLEN, PositiveFloat, filter_expression, make_writer, printing_options
@@ -64,6 +67,25 @@ class _Count(click.IntRange):
             # click quotes the whole number, which can be hundreds of digits long: one short line instead
             self.fail(f"{text[:20]}...{text[-8:]} ({len(text)} characters) is not in the range "
                       f"{self._describe_range()}.", param, ctx)
+
+
+def _timestamp_source(iface: str, tstamp_type: str | None, list_only: bool) -> str | None:
+    """-J: print the interface's time stamp types as tcpdump does (on stderr). -j TYPE: the Capture
+    timestamp_source it means; a type the interface does not list gets tcpdump's warning and the
+    default clock, as tcpdump goes on with host stamps."""
+    if list_only:
+        for line in timestamp_list_lines(iface):
+            click.echo(line, err=True)
+        return None
+    if tstamp_type is None:
+        return None
+    wanted = TIMESTAMP_TYPES[tstamp_type.lower()]
+    if wanted not in list_timestamp_types(iface):
+        click.echo(f"afpacket: WARNING: When trying to set timestamp type '{wanted.name}' on {iface}: That type of "
+                   f"time stamp is not supported by that device (`afpacket capture -J -i {iface}` lists the ones "
+                   "it has); using host time stamps", err=True)
+        return None
+    return wanted.source
 
 
 def fail(message: str) -> None:
@@ -111,7 +133,7 @@ class _Stop:
 
     def __init__(self) -> None:
         self.signum = _startup.pending
-        self.cap: Capture | None = None
+        self.cap: Any = None  # a Capture, or a CaptureGroup: anything with stop()
 
     def install(self) -> None:
         for sig in STOP_SIGNALS:
@@ -132,7 +154,7 @@ class _Stop:
         if self.signum:
             _startup.exit_by(self.signum)
 
-    def attach(self, cap: Capture) -> None:
+    def attach(self, cap: Any) -> None:
         """From now on a stop signal stops ``cap`` (at once, if one came while it was being opened)."""
         self.cap = cap
         if self.signum:
@@ -235,8 +257,14 @@ class _Progress:
               help="V3: how long the kernel may hold a partly filled block.")
 @click.option("-p", "--no-promiscuous-mode", "no_promisc", is_flag=True,
               help="Don't put the interface into promiscuous mode (it is, by default, like tcpdump).")
-@click.option("-Q", "--direction", type=click.Choice(["in", "out", "inout"]), default="inout", show_default=True,
-              help="Capture packets received, sent, or both.")
+@click.option("-Q", "--direction", type=click.Choice(["in", "out", "inout"], case_sensitive=False), default="inout",
+              show_default=True, help="Capture packets received, sent, or both (any case, as tcpdump).")
+@click.option("-j", "--time-stamp-type", "tstamp_type", metavar="TYPE",
+              type=click.Choice(list(TIMESTAMP_TYPES), case_sensitive=False),
+              help="Time stamp source, by tcpdump's names (see -J): host (the kernel's clock) or adapter / "
+              "adapter_unsynced (the NIC's hardware clock, where it has one).")
+@click.option("-J", "--list-time-stamp-types", "list_tstamps", is_flag=True,
+              help="List the time stamp types the interface supports and exit.")
 @click.option("--duration", type=PositiveFloat(maximum=MAX_SECONDS), help="Stop after this many seconds.")
 @click.option("-D", "--list-interfaces", "list_only", is_flag=True, help="List interfaces and exit.")
 @click.option("-L", "--list-data-link-types", "list_dlts", is_flag=True,
@@ -262,10 +290,23 @@ class _Progress:
               help="Once the socket, ring and -w file are open, become USER (no root, no capabilities, "
               "no supplementary groups); the -w file is given to USER, as tcpdump does.")
 @printing_options
+@click.option("-d", "dump_level", count=True,
+              help="Print the compiled filter program and exit: -d readable, -dd as C, -ddd as decimal numbers "
+                   "(as tcpdump; see also afpacket compile-filter).")
+@click.option("--workers", type=click.IntRange(min=1, max=1024), default=None,
+              help="Spread the capture over N processes in one PACKET_FANOUT group (needs -w: one file per worker "
+                   "with {worker} in the name, else one file merged in timestamp order).")
+@click.option("--fanout", "fanout_mode", type=click.Choice(["hash", "lb", "cpu", "rnd", "rollover", "qm", "cbpf"]),
+              default="hash", show_default=True,
+              help="With --workers: how the kernel picks a worker (hash: by flow, with defrag, as Suricata).")
+@click.option("--fanout-program", metavar="FILE",
+              help="With --fanout cbpf: a classic BPF program (tcpdump -ddd text) whose return value picks the "
+                   "worker (modulo N); default: the kernel's flow hash.")
 @click.argument("expression", nargs=-1)
 def capture_cmd(
     interface: str | None, count: int | None, snaplen: int, buffer_kib: int, allow_large_ring: bool,
     tpacket_version: str,
+    tstamp_type: str | None, list_tstamps: bool,
     block_timeout_ms: int, no_promisc: bool, direction: str, duration: float | None, list_only: bool,
     list_dlts: bool, dlt: str | None, write_path: str | None, fmt: str | None, packet_buffered: bool,
     file_size_mb: float | None, rotate_seconds: float | None, file_count: int | None, print_too: bool,
@@ -273,6 +314,7 @@ def capture_cmd(
     expression: tuple[str, ...], numeric: int, link: bool, quiet: bool, verbose: int,
     hex_level: int, hex_ascii_level: int, ascii: bool, time_level: int, absolute_seq: bool, no_checksums: bool,
     number: bool, line_buffered: bool, filter_file: str | None, precision: str,
+    workers: int | None = None, fanout_mode: str = "hash", fanout_program: str | None = None, dump_level: int = 0,
 ) -> None:
     """Capture packets and print one line per packet, like `tcpdump -n`.
 
@@ -295,6 +337,13 @@ def capture_cmd(
         click.echo(f"Data link types for {iface} (use option -y to set):", err=True)
         for lt in sorted(types):
             click.echo(f"  {describe(lt)}", err=True)
+        return
+    try:
+        ts_source = _timestamp_source(iface, tstamp_type, list_tstamps)
+    except AfPacketError as e:
+        fail(str(e))
+        return
+    if list_tstamps:
         return
     linktype = types[0]
     if dlt is not None:
@@ -322,12 +371,48 @@ def capture_cmd(
     program: BpfProgram | None = None
     try:
         if expr:
-            program = compile_filter(expr, dgram=dgram, snaplen=snaplen)
+            program = compile_filter(expr, dgram=dgram, snaplen=snaplen, interface=None if dgram else iface)
+        if dump_level:
+            # tcpdump -d/-dd/-ddd: the program compiled for this interface, then exit
+            shown = program if program is not None else compile_filter("", dgram=dgram, snaplen=snaplen,
+                                                                        interface=None if dgram else iface)
+            click.echo(shown.dump(level=min(dump_level, 3)))
+            return
         # One copy of each packet on loopback, as tcpdump prints it: the outgoing copy of a packet sent on
         # lo comes straight back in. PACKET_IGNORE_OUTGOING does -Q in in the kernel; the rest is BPF.
         lo_index = _loopback_index() if iface in (ANY, "lo") or _is_loopback(iface) else None
         program = with_direction(program, direction="inout" if direction == "in" else direction,
                                  loopback_ifindex=lo_index, snaplen=snaplen)
+        if workers is not None:
+            steering = _steering_program(fanout_mode, fanout_program)
+            problem = _workers_problem(write_path, print_too, drop_user)
+            if problem:
+                fail(problem)
+                return
+            from .workers import run_workers
+
+            run_workers(
+                stop, iface=iface, workers=workers, mode=fanout_mode, steering=steering, write_path=str(write_path),
+                fmt=fmt, count=count, duration=duration,
+                capture_options=dict(
+                    version=int(tpacket_version), snaplen=snaplen, buffer_size=buffer_kib * 1024,
+                    block_timeout_ms=block_timeout_ms, promisc=not no_promisc and iface != ANY, filter=program,
+                    ignore_outgoing=direction == "in", allow_large_ring=allow_large_ring,
+                    timestamp_source=ts_source,
+                ),
+                file_options=dict(
+                    cooked=1 if linktype == LINKTYPE_LINUX_SLL else 2, unbuffered=packet_buffered,
+                    file_size=int(file_size_mb * 1_000_000) if file_size_mb else None,
+                    rotate_seconds=rotate_seconds, file_count=file_count,
+                ),
+                nanosecond=precision == "nano", stats_json=stats_json,
+                banner=f"afpacket: capturing on {iface}, link-type {describe(linktype)}, snapshot length {snaplen} "
+                       f"bytes (TPACKET_V{tpacket_version})",
+            )
+            return
+        if fanout_program is not None:
+            fail("--fanout-program needs --workers N --fanout cbpf")
+            return
         stop.before_open()
         cap = Capture(
             iface,
@@ -339,6 +424,7 @@ def capture_cmd(
             filter=program,
             ignore_outgoing=direction == "in",
             allow_large_ring=allow_large_ring,
+            timestamp_source=ts_source,
         )
     except AfPacketError as e:
         fail(str(e))
@@ -479,6 +565,36 @@ def capture_cmd(
             error = error or str(e)
     if error is not None:
         sys.exit(1)
+
+
+def _steering_program(mode: str, path: str | None) -> BpfProgram | None:
+    """--fanout-program FILE: the cbpf steering program (tcpdump -ddd text), read and checked."""
+    if path is None:
+        return None
+    if mode != "cbpf":
+        raise AfPacketError("--fanout-program needs --fanout cbpf (it is the program that picks a worker)")
+    from ..filter import parse_filter
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise AfPacketError(f"cannot read --fanout-program {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise AfPacketError(f"--fanout-program {path} is not text: give tcpdump -ddd output") from None
+    return parse_filter(text)
+
+
+def _workers_problem(write_path: str | None, print_too: bool, drop_user: str | None) -> str | None:
+    """Why --workers cannot go with the other options given, or None."""
+    if write_path is None:
+        return ("--workers writes files: add -w FILE (one merged file in timestamp order) or -w 'out-{worker}.pcap' "
+                "(one per worker); read them with afpacket read")
+    if print_too:
+        return "--print cannot go with --workers (each worker writes a file): read the file afterwards"
+    if drop_user is not None:
+        return "-Z cannot go with --workers yet: run the capture as the user, with CAP_NET_RAW"
+    return None
 
 
 def _drop_problem(user: str, write_path: str | None, rotating: bool, stats_json: str | None) -> str | None:

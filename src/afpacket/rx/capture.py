@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .. import _check, abi, ring
 from ..errors import AfPacketError, CaptureClosedError, LinkDownError
-from ..filter import BpfProgram, attach, compile_filter
+from ..filter import BpfProgram, attach, compile_filter, parse_filter
 from ..geometry import DEFAULT_BLOCK_TIMEOUT_MS, DEFAULT_BUFFER_SIZE, DEFAULT_SNAPLEN, RingGeometry
 from ..interfaces import ANY, lookup, max_mtu
 from ..ring.memory import RingMemory
@@ -38,6 +38,7 @@ from .waiter import Waiter
 from .walker import RingWalker
 
 if TYPE_CHECKING:
+    from ..fanout import Fanout, RolloverStats
     from ..handoff import SocketDescription
     from ..tx import Transmitter
 
@@ -236,6 +237,19 @@ class _Walk:
 _walks: weakref.WeakSet[_Walk] = weakref.WeakSet()
 
 
+def _fanout_config(fanout: Fanout | str | None) -> Fanout | None:
+    """``fanout=`` as a Fanout: a mode name means that mode in a group whose id the kernel picks."""
+    if fanout is None:
+        return None
+    from ..fanout import Fanout
+
+    if isinstance(fanout, str):
+        return Fanout(mode=fanout)
+    if not isinstance(fanout, Fanout):
+        raise TypeError(f"Capture(): fanout must be a Fanout or a mode name, not {type(fanout).__name__}")
+    return fanout
+
+
 def _after_fork_in_child() -> None:
     for st in list(_walks):
         try:
@@ -382,8 +396,19 @@ class Capture:
     - ``copy_thresh``: PACKET_COPY_THRESH: a V1/V2 packet too large for its frame is also queued whole
       on the socket, and the packet object gives the whole copy.
     - ``ignore_outgoing``: PACKET_IGNORE_OUTGOING: skip packets this host sends (Linux 4.20 or later).
-    - ``filter``: a tcpdump filter expression, or a :class:`~afpacket.BpfProgram` from
-      :func:`~afpacket.compile_filter`; the kernel runs it before a packet reaches the ring.
+    - ``filter``: a tcpdump filter expression (compiled for this interface, as ``tcpdump -i IFACE``
+      compiles it, so ``vlan`` tests the kernel's VLAN metadata), a :class:`~afpacket.BpfProgram` from
+      :func:`~afpacket.compile_filter` or :func:`~afpacket.parse_program`, or a list of (code, jt, jf, k)
+      tuples; the kernel runs it before a packet reaches the ring. :meth:`set_filter` replaces it later.
+    - ``lock_filter``: SO_LOCK_FILTER once the filter is attached: nobody (not even this process) can
+      replace or remove it until the socket closes.
+    - ``fanout``: join a PACKET_FANOUT group after bind: a :class:`~afpacket.Fanout` (mode, group id,
+      flags, steering program) or a mode name (``"hash"``, ``"lb"``, ...) with a group id the kernel
+      picks; every socket in the group shares the interface's traffic (:attr:`fanout_id` is the group).
+    - ``timestamp_source``: which clock stamps packets (PACKET_TIMESTAMP): ``"software"`` (the
+      default: the kernel's receive time) or ``"hardware"`` (the NIC's raw clock, after SIOCSHWTSTAMP;
+      TimestampError naming the device where it has none, as on veth). ``Packet.timestamp_source``
+      says which source stamped each packet.
     - ``block_size``: the ring's block size in bytes, instead of the one derived from ``buffer_size``.
     - ``geometry``: a complete :class:`~afpacket.RingGeometry` used as is (advanced; replaces
       ``buffer_size``, ``block_size`` and the derived frame size).
@@ -423,11 +448,14 @@ class Capture:
         reinsert_vlan: bool = False,
         copy_thresh: bool = False,
         ignore_outgoing: bool = False,
-        filter: str | BpfProgram | None = None,
+        filter: str | BpfProgram | list[tuple[int, int, int, int]] | None = None,
         block_size: int | None = None,
         geometry: RingGeometry | None = None,
         tx_geometry: RingGeometry | None = None,
         allow_large_ring: bool = False,
+        lock_filter: bool = False,
+        fanout: Fanout | str | None = None,
+        timestamp_source: str | None = None,
     ) -> None:
         if timeout is not None:
             warnings.warn(
@@ -483,7 +511,17 @@ class Capture:
             reserve = geometry.reserve
 
         allow_large = _check.flag("Capture()", "allow_large_ring", allow_large_ring)
-        program = compile_filter(filter, dgram=sock_type == "dgram") if isinstance(filter, str) else filter
+        if interface != ANY:
+            lookup(interface)  # a missing interface is InterfaceNotFoundError, before the filter is compiled for it
+        program = self._compile(filter, interface, sock_type, snaplen)
+        lock = _check.flag("Capture()", "lock_filter", lock_filter)
+        fanout_cfg = _fanout_config(fanout)
+        if timestamp_source is not None:
+            from ..timestamps import check_source
+
+            check_source(timestamp_source)
+        #: the PACKET_FANOUT group this socket joined (None: none)
+        self.fanout_id: int | None = None
         if promisc and interface == ANY:
             raise AfPacketError("promiscuous mode needs a named interface, not 'any' (as in tcpdump)")
         # Set by _setup(); None only before setup finishes.
@@ -491,8 +529,11 @@ class Capture:
         self._ring_walker: RingWalker = None  # type: ignore[assignment]
         self._sock = PacketSocket(interface, sock_type=sock_type, protocol=protocol)
         self._st = _Walk(self._sock, interface)
+        #: the filter attached now (None: none), as set_filter() last left it
+        self.filter: BpfProgram | None = program
         try:
-            self._setup(geometry, reserve, promisc, copy_thresh, ignore_outgoing, tx_geometry, program, allow_large)
+            self._setup(geometry, reserve, promisc, copy_thresh, ignore_outgoing, tx_geometry, program, allow_large,
+                        lock, fanout_cfg, timestamp_source)
         except BaseException:
             self.close()
             raise
@@ -547,8 +588,12 @@ class Capture:
         tx_geometry: RingGeometry | None,
         program: BpfProgram | None,
         allow_large: bool = False,
+        lock_filter: bool = False,
+        fanout: Fanout | None = None,
+        timestamp_source: str | None = None,
     ) -> None:
-        """Every setup step, in the order the kernel needs; bind comes last (see sock.py)."""
+        """Every setup step, in the order the kernel needs; bind, then the fanout group, come last (see
+        sock.py)."""
         ps = self._sock
         ps.set_version(self.version)
         if reserve:
@@ -559,6 +604,10 @@ class Capture:
             ps.setopt("PACKET_IGNORE_OUTGOING", abi.PACKET_IGNORE_OUTGOING, 1, "needs Linux 4.20 or later")
         if program is not None:
             attach(ps.sock, program)  # before the ring and bind: nothing unfiltered gets in
+        if timestamp_source is not None:
+            from ..timestamps import enable
+
+            enable(ps, timestamp_source)
         ps.set_ring(geometry, allow_large=allow_large)
         if tx_geometry is not None:
             if tx_geometry.version != self.version:
@@ -568,6 +617,14 @@ class Capture:
         ps.bind()
         if promisc:
             ps.set_promisc(True)
+        if fanout is not None:
+            from ..fanout import join
+
+            self.fanout_id = join(ps, fanout)  # the kernel takes a socket into a group only once it is bound
+        if lock_filter:
+            from ..filter import lock
+
+            lock(ps.sock)  # last: a locked socket could not set the fanout group's steering program
 
     def _attach_ring(self, ring_map: mmap.mmap, reinsert: bool) -> None:
         """The reading side over the socket's mapped RX ring: the ring's memory, its walker, the waiter,
@@ -855,6 +912,47 @@ class Capture:
         (LinkDownError), until close(); CaptureClosedError after close()."""
         self._check()
         return self._sock.stats()
+
+    # -- filter and fanout on a running capture ------------------------------------------------------
+    def _compile(
+        self, filter: str | BpfProgram | list[tuple[int, int, int, int]] | None, interface: str, sock_type: str,
+        snaplen: int,
+    ) -> BpfProgram | None:
+        if filter is None or isinstance(filter, BpfProgram):
+            return filter
+        if isinstance(filter, str):
+            live = interface if interface != ANY and sock_type == "raw" else None
+            return compile_filter(filter, dgram=sock_type == "dgram", snaplen=snaplen, interface=live)
+        return parse_filter(filter)
+
+    def set_filter(self, filter: str | BpfProgram | list[tuple[int, int, int, int]] | None) -> None:
+        """Replace the kernel filter of the running capture (None removes it), as ``filter=`` takes it.
+
+        A drop-all program is attached first, so no packet passes unfiltered while the new one goes in
+        (libpcap does the same); packets already in the ring passed the old filter. FilterError for a
+        bad expression, or when the filter is locked (``lock_filter``)."""
+        self._check()
+        from ..filter import swap
+
+        program = self._compile(filter, self.interface, self.sock_type, self.snaplen)
+        swap(self._sock.sock, program)
+        self.filter = program
+
+    def lock_filter(self) -> None:
+        """SO_LOCK_FILTER: the attached filter (or its absence) stays until the socket closes; later
+        :meth:`set_filter` calls raise FilterError."""
+        self._check()
+        from ..filter import lock
+
+        lock(self._sock.sock)
+
+    def rollover_stats(self) -> RolloverStats:
+        """PACKET_ROLLOVER_STATS of a fanout member: packets it passed on to another socket, how many of
+        them because it was short of room (``huge``) and how many found no room anywhere (``failed``)."""
+        self._check()
+        from ..fanout import rollover_stats
+
+        return rollover_stats(self._sock)
 
     def transmitter(self) -> Transmitter:
         """A Transmitter over this socket's TX ring (``tx_geometry=`` at open): receive and reply on

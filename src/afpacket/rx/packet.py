@@ -20,6 +20,7 @@ from ..errors import CaptureClosedError, PacketExpiredError
 from ..ring import _kernels_py
 from ..ring.layout import Header
 from ..savefile.linktype import LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2, cooked_header, insert_tag, linktype_for
+from ..timestamps import SOURCE_BY_TS_BITS
 
 if TYPE_CHECKING:
     from ..ring.memory import RingMemory
@@ -99,6 +100,16 @@ class Packet:
     def status_flags(self) -> list[str]:
         """tp_status decoded to names: COPY, LOSING, CSUMNOTREADY, CSUM_VALID, VLAN_VALID, ..."""
         return status_names(self._header()[0], self._ring().version)
+
+    @property
+    def timestamp_source(self) -> str | None:
+        """The clock that stamped :attr:`timestamp_ns`, from the TS bits of tp_status (each version keeps
+        them in the packet's own status word; a V3 block's status has none): "software" (the kernel's
+        receive-path clock), "hardware" (the NIC's raw clock), "sys_hardware" (the legacy synced hardware
+        stamp, pre-3.17 kernels), or None: no bit, the time the packet was copied into the ring, while no
+        socket asked for receive stamps (``Capture(timestamp_source="software")`` asks)."""
+        r = self._ring()
+        return SOURCE_BY_TS_BITS[(r.u32[(self._hdr + r.layout.off_status) >> 2] >> 29) & 7]
 
     @property
     def truncated(self) -> bool:
@@ -474,6 +485,11 @@ class CopiedPacket:
     def status_flags(self) -> list[str]:
         """``status`` decoded to names (see :func:`status_names`)."""
         return status_names(self.status, self.version)
+
+    @property
+    def timestamp_source(self) -> str | None:
+        """As :attr:`Packet.timestamp_source`: "software", "hardware", "sys_hardware" or None."""
+        return SOURCE_BY_TS_BITS[(self.status >> 29) & 7]
 
     def tagged(self) -> bytes:
         """The frame as it was on the wire: a stripped VLAN tag put back (as :meth:`Packet.tagged`)."""
