@@ -26,6 +26,7 @@ from afpacket.fanout import (
     classic_steer_by_udp_dst_port,
     flow_hash_program,
     join,
+    recorded_hash_program,
     rollover_stats,
 )
 from afpacket.filter import BpfProgram
@@ -243,9 +244,28 @@ def test_cbpf_program_steers_each_member_exactly_its_set(quiet: VethPair) -> Non
         close_all(caps)
 
 
-def test_cbpf_default_program_is_the_recorded_flow_hash(quiet: VethPair) -> None:
-    assert Fanout("cbpf").program is None and flow_hash_program().instructions[-1] == (0x16, 0, 0, 0)
+def test_cbpf_default_program_is_a_symmetric_flow_hash(quiet: VethPair) -> None:
+    assert Fanout("cbpf").program is None and flow_hash_program().instructions[-3:-2] == ((0x16, 0, 0, 0),)
     caps = group(quiet, 2, Fanout("cbpf"))
+    try:
+        # No help from the device (raw frames on a veth carry no skb->hash): the program hashes the
+        # addresses and ports itself, so flows spread, each flow whole, both directions together.
+        frames = [inbound(quiet, 24000 + f, 53, 100 + f * 4 + k) for f in range(16) for k in range(4)]
+        quiet.send(frames)
+        got = collect(caps, len(frames))
+        owner: dict[object, set[int]] = defaultdict(set)
+        for i, mine in enumerate(got):
+            for fr in mine:
+                owner[flow_of(fr)].add(i)
+        assert len(owner) == 16 and all(len(m) == 1 for m in owner.values())
+        assert got[0] and got[1]
+        assert sum(map(len, got)) == len(frames)
+    finally:
+        close_all(caps)
+
+
+def test_cbpf_recorded_hash_program_needs_a_hash_from_the_device(quiet: VethPair) -> None:
+    caps = group(quiet, 2, Fanout("cbpf", program=recorded_hash_program()))
     try:
         # Frames from a raw socket on a veth carry no hash (skb->hash == 0): all to member 0.
         frames = [inbound(quiet, 24000 + f, 53, f) for f in range(16)]
@@ -447,8 +467,10 @@ def test_kernel_refusals_are_clear(quiet: VethPair) -> None:
             join(a.socket, Fanout("hash"))
         with pytest.raises(SocketOptionError, match="not in a fanout group with rollover"):
             a.rollover_stats()
-        with pytest.raises(FilterError, match=r"EPERM.*filter is locked"):
-            Capture(quiet.outer, fanout="cbpf", lock_filter=True)
+        # the lock comes after the join, so a locked member still sets the group's steering program
+        with Capture(quiet.outer, fanout="cbpf", lock_filter=True) as locked, \
+                pytest.raises(FilterError, match=r"filter is locked"):
+            locked.set_filter("udp")
         ps = PacketSocket(quiet.outer)
         try:
             with pytest.raises(AfPacketError, match=r"not bound yet.*bind\(\) first"):

@@ -72,15 +72,93 @@ _SKF_AD_RXHASH = 32
 _SKF_NET_OFF = 0xFFF00000
 
 
-def flow_hash_program() -> BpfProgram:
+def recorded_hash_program() -> BpfProgram:
     """The classic program ``ld rxhash; ret a``: the packet's flow hash as the kernel has recorded it
-    (skb->hash). The default program of ``Fanout(mode="cbpf")`` when none is given.
-
-    The hash is only there if something computed it before the packet reached the group: a NIC with
-    receive hashing, RPS/RFS, or the sending socket for locally generated TCP/UDP. Where it is 0 (frames
-    from raw packet sockets on a veth) every packet goes to member 0; for flow steering that works
-    everywhere, use mode ``hash``."""
+    (skb->hash). The hash is only there if something computed it before the packet reached the group: a
+    NIC with receive hashing, RPS/RFS, or the sending socket for locally generated TCP/UDP. Where it is 0
+    (frames from raw packet sockets on a veth) every packet goes to member 0, and the two directions of a
+    flow may hash differently: :func:`flow_hash_program` has neither fault."""
     return BpfProgram(((_LD_W_ABS, 0, 0, _SKF_AD_OFF + _SKF_AD_RXHASH), (_RET_A, 0, 0, 0)), "ld rxhash; ret a")
+
+
+# a few more classic opcodes for the flow hash (linux/filter.h)
+_TAX, _LD_W_MEM, _ST, _LDX_W_MEM = 0x07, 0x60, 0x02, 0x61
+_ADD_X, _XOR_X, _MUL_K, _RSH_K = 0x0C, 0xAC, 0x24, 0x74
+_JA, _TXA = 0x05, 0x87
+_LD_W_IND = 0x40
+
+
+def _assemble(code: list[tuple[int, object, object, int] | str]) -> tuple[tuple[int, int, int, int], ...]:
+    """Classic BPF with labels: a str is a label; jt/jf may name one (or be a plain number)."""
+    at: dict[str, int] = {}
+    n = 0
+    for item in code:
+        if isinstance(item, str):
+            at[item] = n
+        else:
+            n += 1
+    out: list[tuple[int, int, int, int]] = []
+    for item in code:
+        if isinstance(item, str):
+            continue
+        op, jt, jf, k = item
+        here = len(out) + 1
+
+        def rel(j: object, here: int = here) -> int:
+            return at[j] - here if isinstance(j, str) else int(j)  # type: ignore[call-overload]
+
+        if op == _JA:
+            k = rel(jt)
+            jt = 0
+        out.append((op, rel(jt), rel(jf), k))
+    return tuple(out)
+
+
+def flow_hash_program() -> BpfProgram:
+    """A classic program computing a symmetric flow hash itself: both directions of a flow give the same
+    value, on any device (veth included), with no help from the NIC. The default program of
+    ``Fanout(mode="cbpf")`` when none is given.
+
+    IPv4: source + destination address, plus source + destination port for TCP/UDP/SCTP (not in later
+    fragments); IPv6: the sum of the eight address words, plus the ports when the next header is TCP,
+    UDP or SCTP. The sum is mixed (multiply by the golden-ratio constant, fold the high half down) so
+    that the kernel's ``value % members`` spreads flows evenly. Other packets (ARP, ...) return the
+    kernel's recorded hash (:func:`recorded_hash_program`). Fields are read relative to the network
+    header, as fanout programs see incoming packets from there and outgoing ones from the link header."""
+    net = _SKF_NET_OFF
+    code: list[tuple[int, object, object, int] | str] = [
+        (_LD_H_ABS, 0, 0, _SKF_AD_OFF + _SKF_AD_PROTOCOL),
+        (_JEQ_K, 0, "not4", 0x0800),
+        # IPv4: addresses
+        (_LD_W_ABS, 0, 0, net + 12), (_TAX, 0, 0, 0), (_LD_W_ABS, 0, 0, net + 16), (_ADD_X, 0, 0, 0),
+        (_ST, 0, 0, 0),
+        (_LD_B_ABS, 0, 0, net + 9),
+        (_JEQ_K, "ports4", 0, 6), (_JEQ_K, "ports4", 0, 17), (_JEQ_K, "ports4", "mix", 132),
+        "ports4",
+        (_LD_H_ABS, 0, 0, net + 6), (_JSET_K, "mix", 0, 0x1FFF),
+        (_LDX_B_MSH, 0, 0, net),
+        (_LD_H_IND, 0, 0, net), (_ST, 0, 0, 1),  # M[1] = source port
+        (_LD_H_IND, 0, 0, net + 2), (_LDX_W_MEM, 0, 0, 1), (_ADD_X, 0, 0, 0),
+        (_LDX_W_MEM, 0, 0, 0), (_ADD_X, 0, 0, 0), (_ST, 0, 0, 0),
+        (_JA, "mix", 0, 0),
+        "not4",
+        (_JEQ_K, 0, "other", 0x86DD),
+        # IPv6: the eight address words
+        (_LD_W_ABS, 0, 0, net + 8), (_TAX, 0, 0, 0),
+        *[x for off in range(12, 40, 4) for x in ((_LD_W_ABS, 0, 0, net + off), (_ADD_X, 0, 0, 0), (_TAX, 0, 0, 0))],
+        (_TXA, 0, 0, 0), (_ST, 0, 0, 0),
+        (_LD_B_ABS, 0, 0, net + 6),
+        (_JEQ_K, "ports6", 0, 6), (_JEQ_K, "ports6", 0, 17), (_JEQ_K, "ports6", "mix", 132),
+        "ports6",
+        (_LD_H_ABS, 0, 0, net + 40), (_TAX, 0, 0, 0), (_LD_H_ABS, 0, 0, net + 42), (_ADD_X, 0, 0, 0),
+        (_LDX_W_MEM, 0, 0, 0), (_ADD_X, 0, 0, 0), (_ST, 0, 0, 0),
+        "mix",
+        (_LD_W_MEM, 0, 0, 0), (_MUL_K, 0, 0, 0x9E3779B1), (_TAX, 0, 0, 0), (_RSH_K, 0, 0, 16), (_XOR_X, 0, 0, 0),
+        (_RET_A, 0, 0, 0),
+        "other",
+        (_LD_W_ABS, 0, 0, _SKF_AD_OFF + _SKF_AD_RXHASH), (_RET_A, 0, 0, 0),
+    ]
+    return BpfProgram(_assemble(code), "symmetric flow hash")
 
 
 def classic_steer_by_udp_dst_port() -> BpfProgram:
