@@ -54,7 +54,7 @@ __all__ += ["IMPLEMENTATION", "Capture", "Columns", "CopiedPacket", "Packet", "S
 from .ebpf import EbpfProgram, load_socket_filter  # noqa: E402
 from .fanout import Fanout, RolloverStats  # noqa: E402
 from .filter import BpfProgram, OfflineFilter, compile_filter, parse_program  # noqa: E402
-from .timestamps import list_types as list_timestamp_types  # noqa: E402
+from .timestamps import TimestampType, list_timestamp_types  # noqa: E402
 
 __all__ += [
     "BpfProgram",
@@ -62,6 +62,7 @@ __all__ += [
     "Fanout",
     "OfflineFilter",
     "RolloverStats",
+    "TimestampType",
     "compile_filter",
     "list_timestamp_types",
     "load_socket_filter",

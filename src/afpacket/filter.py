@@ -284,8 +284,8 @@ def compile_filter(
 
 
 def linktype_value(name: str) -> int:
-    """A link type given as libpcap names it (``EN10MB``, ``RAW``, ``LINUX_SLL``; the ``DLT_`` prefix
-    optional, any case) or as a number; FilterError naming the value otherwise."""
+    """The link type ``name`` given as libpcap names it (``EN10MB``, ``RAW``, ``LINUX_SLL``; the ``DLT_``
+    prefix optional, any case) or as a number; FilterError naming the value otherwise."""
     text = name.strip()
     if text.isdigit():
         return int(text)
@@ -330,7 +330,7 @@ DROP_ALL = BpfProgram(((0x06, 0, 0, 0),), "(drop all)")
 
 
 def swap(sock: socket.socket, program: BpfProgram | None) -> None:
-    """Replace the filter of a running socket by ``program``, or remove it (None), letting no packet
+    """Replace the filter of the running socket ``sock`` by ``program``, or remove it (None), letting no packet
     through unfiltered in between: a drop-all program goes in first, then the new one (as libpcap's
     pcap_setfilter does on Linux). The new program is first tried on a throw-away UDP socket, so one the
     kernel's checker refuses fails before the running filter is touched. Removing a filter from a
@@ -355,7 +355,7 @@ def swap(sock: socket.socket, program: BpfProgram | None) -> None:
 
 
 def lock(sock: socket.socket) -> None:
-    """SO_LOCK_FILTER: from now on the socket's filter (or its lack of one) cannot be attached, replaced
+    """SO_LOCK_FILTER on ``sock``: from now on its filter (or its lack of one) cannot be attached, replaced
     or removed, not even by this process, until the socket closes. FilterError if the kernel refuses."""
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_LOCK_FILTER, 1)

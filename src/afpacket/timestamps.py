@@ -132,6 +132,13 @@ def ts_info(ifname: str) -> tuple[int, int, int] | None:
     return caps, phc, rx_filters
 
 
+def list_timestamp_types(ifname: str) -> list[TimestampType]:
+    """The time stamp types of interface ``ifname``, as ``tcpdump -J -i IFNAME`` lists them (what
+    :func:`list_types` returns; exported as ``afpacket.list_timestamp_types``): each a
+    :class:`TimestampType` with tcpdump's name, description and the ``timestamp_source`` it selects."""
+    return list_types(ifname)
+
+
 def list_types(ifname: str) -> list[TimestampType]:
     """The time stamp types ``tcpdump -J -i IFNAME`` lists for interface ``ifname``, by libpcap's (1.10) rules.
 
