@@ -18,7 +18,17 @@ is ``--rate`` pps, or with ``--rate auto`` (the default) 1.9x what one worker ca
 calibration run at the generator's full speed (per core), capped by what trafgen sends alone: a rate one
 worker cannot keep up with and two ideally can. See benchmarks/README.md for the method and its limits.
 
-Run as root:  python benchmarks/bench_fanout.py [--count 4000000] [--flows 64] [--rate auto] [--only w1,w2,tcpdump]
+That is ``--mode live``. ``--mode backlog`` separates the generator from the workers in time, so each worker
+has a whole CPU: the group starts with ``worker=`` a function that first blocks on a gate (a pipe inherited
+through fork), each worker's V3 ring sized to hold every frame of the run; trafgen sends ``--count`` frames at
+full speed while the workers wait (the workers' kernel counters must then show received == sent, 0 drops);
+then the gate opens and the drain is timed: from the gate to the last worker's last packet, each worker doing
+the same per-flow dict work per packet over ``cap.packets(count=..., timeout=...)``. Rows ``w1``, ``w2`` (and
+``-py``) per ``--fanout`` (hash by default; cbpf is afpacket's symmetric flow hash in classic BPF). The
+default ``--mode both`` runs live, then backlog.
+
+Run as root:  python benchmarks/bench_fanout.py [--mode both|live|backlog] [--count 4000000] [--flows 64]
+              [--rate auto] [--only w1,w2,tcpdump] [--fanout hash,cbpf]
 """
 
 from __future__ import annotations
@@ -361,6 +371,277 @@ def print_report(
                   f"ceiling is {1 / share:.2f}x one worker's rate, on free CPUs")
 
 
+# -- backlog mode: send everything while the workers wait, then time the drain --------------------------------------
+#: V3 block size of the backlog rings, and their block retire timeout: long, so the kernel's timer retires a
+#: partly filled block (wasting the rest of it) at most once a second; the gate opens only after it has
+#: retired the last one
+BACKLOG_BLOCK = 1 << 20
+BACKLOG_BLOCK_TIMEOUT_MS = 1000
+#: spare blocks per ring: one per second of sending at this slowest rate (timer retirements), plus a few
+BACKLOG_SLOWEST_PPS = 50_000
+BACKLOG_SPARE_BLOCKS = 4
+#: a worker's drain loop ends at its packet count, or after this long without a packet (a safety net)
+BACKLOG_IDLE = 2.0
+#: the rings together may take at most this share of MemAvailable
+BACKLOG_MEMORY_SHARE = 0.8
+
+
+def v3_slot(frame: int) -> int:
+    """Bytes one ``frame``-byte Ethernet frame takes in a V3 block: the kernel puts the network header at
+    TPACKET_ALIGN(tp_hdrlen + max(maclen, 16)), the frame starts maclen (14) before it, and the next packet
+    starts at the 8-byte-aligned end (tp_next_offset)."""
+    from afpacket import abi
+
+    netoff = abi.tpacket_align(abi.TPACKET3_HDRLEN + 16)
+    return (netoff - 14 + frame + 7) & ~7
+
+
+def backlog_ring(count: int) -> tuple[int, int]:
+    """(buffer_size, packets it holds) of a V3 ring of BACKLOG_BLOCK blocks holding ``count`` frames (the
+    whole run: which share of the flows a worker gets depends on the kernel's hash seed, so every ring can
+    take all of it) plus the blocks the retire timer may leave partly filled."""
+    from afpacket.geometry import V3_BLOCK_HDR
+
+    per_block = (BACKLOG_BLOCK - V3_BLOCK_HDR) // v3_slot(FRAME_SIZE)
+    blocks = -(-count // per_block) + math.ceil(count / BACKLOG_SLOWEST_PPS / (BACKLOG_BLOCK_TIMEOUT_MS / 1000))
+    blocks += BACKLOG_SPARE_BLOCKS
+    return blocks * BACKLOG_BLOCK, (blocks - BACKLOG_SPARE_BLOCKS) * per_block
+
+
+def backlog_main(kind: str, iface: str, count: int, fanout: str) -> None:
+    """The group process of a backlog row: start the workers behind the gate, say READY, wait for ``GO
+    <sent>`` on stdin (trafgen has sent everything), check the workers' kernel counters, open the gate,
+    print every worker's drain as one JSON line."""
+    import afpacket
+    from afpacket.geometry import ring_memory_limit
+
+    workers, _core = split_kind(kind)
+    buffer_size, _holds = backlog_ring(count)
+    gate_r, gate_w = os.pipe()  # inherited by the forked workers: each reads one byte when the gate opens
+
+    cpus = sorted(os.sched_getaffinity(0), reverse=True)
+
+    def drain(cap: afpacket.Capture, index: int) -> dict[str, Any]:
+        os.close(gate_w)
+        if workers <= len(cpus):  # a CPU of its own (worker 0 on the highest: away from trafgen's CPU 0)
+            os.sched_setaffinity(0, {cpus[index]})
+        os.read(gate_r, 1)
+        expected = cap.stats().packets  # everything is in the ring already (the parent checked)
+        counts: dict[bytes, int] = {}
+        first_ns = 0
+        cpu0 = time.process_time()
+        it = cap.packets(count=expected, timeout=BACKLOG_IDLE)
+        for pkt in it:  # the first packet apart, to stamp its time without a test per packet
+            first_ns = time.monotonic_ns()
+            k = bytes(pkt.data[26:38])
+            counts[k] = counts.get(k, 0) + 1
+            break
+        for pkt in it:  # the per-packet work being measured: the live rows' on_packet, inline
+            k = bytes(pkt.data[26:38])  # IPv4 source, destination, UDP ports
+            counts[k] = counts.get(k, 0) + 1
+        last_ns = time.monotonic_ns()
+        cpu = time.process_time() - cpu0
+        return {"packets": sum(counts.values()), "expected": expected, "first_ns": first_ns, "last_ns": last_ns,
+                "cpu_s": cpu, "flows": sorted(k.hex() for k in counts), "implementation": afpacket.IMPLEMENTATION}
+
+    limit = ring_memory_limit()
+    group = afpacket.CaptureGroup(
+        iface, workers=workers, fanout=fanout, worker=drain, buffer_size=buffer_size, block_size=BACKLOG_BLOCK,
+        block_timeout_ms=BACKLOG_BLOCK_TIMEOUT_MS, allow_large_ring=limit is not None and buffer_size > limit,
+    )
+    group.start()
+    os.close(gate_r)
+    print("READY " + json.dumps({"pids": [r.pid for r in group.reports], "implementation": afpacket.IMPLEMENTATION,
+                                 "buffer_size": buffer_size}), flush=True)
+    line = sys.stdin.readline().split()
+    if len(line) != 2 or line[0] != "GO":
+        group.close()
+        sys.exit("no GO from the benchmark")
+    sent = int(line[1])
+    deadline = time.monotonic() + 10
+    while True:  # the workers report their counters every REPORT_INTERVAL
+        group.poll(0.1)
+        st = group.stats()
+        if st.received >= sent or time.monotonic() > deadline:
+            break
+    time.sleep(BACKLOG_BLOCK_TIMEOUT_MS / 1000 + 0.5)  # the retire timer hands the last partial blocks over
+    group.poll(0.3)
+    before = group.stats()
+    t_gate = time.monotonic_ns()
+    os.write(gate_w, b"g" * workers)
+    st = group.wait()
+    out = {
+        "implementation": afpacket.IMPLEMENTATION, "t_gate": t_gate, "buffer_size": buffer_size,
+        "before": {"received": before.received, "drops": before.drops},
+        "received": st.received, "drops": st.drops,
+        "workers": [{"index": w.index, "received": w.received, "drops": w.drops, "result": w.result,
+                     "error": w.error} for w in st.workers],
+    }
+    print(json.dumps(out), flush=True)
+
+
+@dataclass
+class BacklogRow:
+    kind: str
+    fanout: str
+    workers: int
+    core: str
+    impl: str = "-"
+    sent: int = 0
+    gen_pps: float = 0.0
+    received: int = 0
+    drops: int = 0
+    packets: int = 0
+    seconds: float = 0.0
+    cpu_s: float = 0.0
+    ring_mb: int = 0
+    shares: list[float] = field(default_factory=list)
+    worker_pps: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.kind + ("" if self.fanout == "hash" else f" {self.fanout}")
+
+    @property
+    def pps(self) -> float:
+        return self.packets / self.seconds if self.seconds else 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Every frame reached a ring before the gate, none dropped, every one drained."""
+        return self.drops == 0 and self.received == self.sent == self.packets and not self.notes
+
+
+def run_backlog_row(kind: str, fanout: str, net: Any, cfg: str, args: argparse.Namespace) -> BacklogRow:
+    workers, core = split_kind(kind)
+    assert core is not None
+    row = BacklogRow(kind, fanout, workers, core)
+    cmd = ["taskset", "-c", args.capture_cpus, sys.executable, os.path.abspath(__file__), "--backlog-group", kind,
+           "--iface", net.outer, "--count", str(args.count), "--fanout", fanout]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=core_env(core))
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        if not line.startswith("READY "):
+            raise RuntimeError(f"{kind}: the group did not start: {line}{proc.stderr.read()}")  # type: ignore[union-attr]
+        ready = json.loads(line[6:])
+        require_core(f"the {kind} backlog group process (afpacket.IMPLEMENTATION)", core, ready["implementation"])
+        row.ring_mb = int(ready["buffer_size"]) >> 20
+        outer_tx0 = iface_counter(net.outer, "tx_packets")
+        row.sent, dur, _ = finish_trafgen(start_trafgen(net, cfg, args.count, 0))
+        row.gen_pps = row.sent / dur if dur else 0.0
+        out, err = proc.communicate(f"GO {row.sent}\n", timeout=600)
+        outer_tx = iface_counter(net.outer, "tx_packets") - outer_tx0
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    try:
+        res = json.loads(out.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        raise RuntimeError(f"{kind}: the backlog group gave no result:\n{out}\n{err}") from None
+    row.impl = str(res["implementation"])
+    require_core(f"the {kind} backlog group process (afpacket.IMPLEMENTATION)", core, res["implementation"], err)
+    row.received, row.drops = res["before"]["received"], res["before"]["drops"]
+    if (res["received"], res["drops"]) != (row.received, row.drops):
+        row.notes.append(f"counters moved after the gate: {res['received']} received, {res['drops']} drops")
+    if outer_tx:
+        row.notes.append(f"outer sent {outer_tx} frames (something answered)")
+    t_gate = int(res["t_gate"])
+    last = t_gate
+    seen: dict[str, int] = {}
+    for w in res["workers"]:
+        r = w["result"] or {}
+        if w["error"]:
+            row.notes.append(f"worker {w['index']}: {w['error'].strip().splitlines()[-1]}")
+            row.worker_pps.append(0.0)
+            continue
+        require_core(f"the {kind} worker {w['index']} (afpacket.IMPLEMENTATION)", core, r.get("implementation"), err)
+        n = int(r["packets"])
+        row.packets += n
+        row.cpu_s += float(r["cpu_s"])
+        if n != r["expected"]:
+            row.notes.append(f"worker {w['index']} drained {n} of {r['expected']}")
+        own = (int(r["last_ns"]) - t_gate) / 1e9
+        row.worker_pps.append(n / own if n and own > 0 else 0.0)
+        if n:
+            last = max(last, int(r["last_ns"]))
+        for k in r["flows"]:
+            seen[k] = seen.get(k, 0) + 1
+    row.seconds = (last - t_gate) / 1e9
+    row.shares = [(w["result"] or {}).get("packets", 0) / max(row.packets, 1) for w in res["workers"]]
+    if len(seen) != args.flows:
+        row.notes.append(f"{len(seen)} flows counted, {args.flows} sent")
+    shared = sum(1 for v in seen.values() if v > 1)
+    if shared:
+        row.notes.append(f"{shared} flows seen by more than one worker")
+    if row.received != row.sent:
+        row.notes.append(f"received {row.received} != sent {row.sent}")
+    if row.drops:
+        row.notes.append(f"{row.drops} kernel drops")
+    return row
+
+
+def backlog_kinds(kinds: list[str], fanouts: list[str]) -> list[tuple[str, str]]:
+    """(kind, fanout) of the backlog rows: the afpacket rows of --only; a 1-worker row once (its fanout
+    does not matter), the others once per fanout."""
+    out: list[tuple[str, str]] = []
+    for kind in kinds:
+        workers, core = split_kind(kind)
+        if not core:
+            continue
+        for fo in fanouts[:1] if workers == 1 else fanouts:
+            out.append((kind, fo))
+    return out
+
+
+def print_backlog_report(rows: list[BacklogRow], args: argparse.Namespace) -> None:
+    print()
+    print(f"Backlog mode: {args.count:,} {FRAME_SIZE}-byte UDP frames over {args.flows} flows sent by trafgen "
+          f"(full speed, CPU {GEN_CPU}) while the workers wait at a gate, each worker's V3 ring holding the whole "
+          f"run; then the gate opens and the drain is timed (worker i pinned to CPU N-1-i of CPUs {args.capture_cpus}, "
+          "nothing else of the benchmark runs)")
+    hdr = (f"{'row':<10} {'core':<6} {'wk':>2} {'sent':>9} {'received':>9} {'drops':>5} {'packets':>9} "
+           f"{'drain s':>7} {'pps':>10} {'x 1wk':>5} {'>=1.8x':>6} {'us/pkt':>6} {'ring MiB':>8} "
+           f"{'gen pps':>9}  {'per worker: share/pps':<32} notes")
+    print(hdr)
+    print("-" * len(hdr))
+    for r in rows:
+        one = next((x for x in rows if x.workers == 1 and x.core == r.core), None)
+        sp = r.pps / one.pps if one and one.pps and r.workers > 1 else None
+        verdict = "-" if sp is None else ("yes" if sp >= TARGET_SPEEDUP and r.ok and one and one.ok else "no")
+        us = r.cpu_s / r.packets * 1e6 if r.packets else float("nan")
+        split = " ".join(f"{s:.1%}/{p / 1000:,.0f}k" for s, p in zip(r.shares, r.worker_pps, strict=True))
+        print(f"{r.label:<10} {r.impl:<6} {r.workers:>2} {r.sent:>9} {r.received:>9} {r.drops:>5} {r.packets:>9} "
+              f"{r.seconds:>7.3f} {r.pps:>10,.0f} {(f'{sp:.2f}' if sp else '-'):>5} {verdict:>6} {us:>6.2f} "
+              f"{r.ring_mb:>8} {r.gen_pps:>9,.0f}  {split:<32} {'; '.join(r.notes)}")
+    print()
+    print("  drain s: from the gate opening to the last worker's last packet; pps = packets / drain s; x 1wk: pps "
+          "over the 1-worker row of the same core; us/pkt: the workers' CPU per packet during the drain; per "
+          "worker: its share of the packets / its own packets over (its last packet - gate)")
+    print("  each worker: k = bytes(pkt.data[26:38]); d[k] = d.get(k, 0) + 1 for every pkt in "
+          f"cap.packets(count=in_ring, timeout={BACKLOG_IDLE:g}); received/drops: the workers' kernel counters "
+          "before the gate")
+    print()
+    print(f"target (issue 10), backlog mode: 2 workers drain >= {TARGET_SPEEDUP:g}x as many packets per second as 1, "
+          "with 0 drops and every frame received and handled")
+    for r in rows:
+        if r.workers != 2:
+            continue
+        one = next((x for x in rows if x.workers == 1 and x.core == r.core), None)
+        label = f"{'C core' if r.core == 'c' else 'pure-Python core'}, {r.fanout}"
+        if one is None or not one.pps:
+            print(f"  {label}: not run (needs the 1-worker row of that core)")
+            continue
+        sp = r.pps / one.pps
+        ok = sp >= TARGET_SPEEDUP and r.ok and one.ok
+        top = max(r.shares, default=0.0)
+        ceiling = f"; the split's ceiling 1/{top:.1%} = {1 / top:.2f}x" if top else ""
+        print(f"  {label}: {'MET' if ok else 'NOT MET'} (1 worker {one.pps:,.0f} pps, 2 workers {r.pps:,.0f} pps, "
+              f"{sp:.2f}x{ceiling}; drops {one.drops} / {r.drops})")
+
+
 # -- main ----------------------------------------------------------------------------------------------------------
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -377,12 +658,22 @@ def main() -> None:
     ap.add_argument("--quiet", type=float, default=1.5,
                     help="the capture counts as done after this long idle (> libpcap's 1 s timeout)")
     ap.add_argument("--max-drain", type=float, default=300.0, help="give up draining after this many seconds")
+    ap.add_argument("--mode", choices=("both", "live", "backlog"), default="both",
+                    help="live: trafgen paced while the group captures; backlog: trafgen fills the rings while the "
+                         "workers wait, then the drain is timed; both (default): live, then backlog")
+    ap.add_argument("--fanout", default="hash",
+                    help="backlog mode: comma list of fanout modes for the 2-worker rows, hash and/or cbpf "
+                         "(default hash)")
     ap.add_argument("--group", help=argparse.SUPPRESS)
+    ap.add_argument("--backlog-group", help=argparse.SUPPRESS)
     ap.add_argument("--iface", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.group:
         group_main(args.group, args.iface, args.buffer_mb << 20)
+        return
+    if args.backlog_group:
+        backlog_main(args.backlog_group, args.iface, args.count, args.fanout)
         return
 
     kinds = [k.strip() for k in args.only.split(",") if k.strip()]
@@ -393,6 +684,22 @@ def main() -> None:
         ap.error("--count and --buffer-mb must be positive")
     if not 2 <= args.flows <= 256:
         ap.error("--flows must be 2..256 (one byte of the UDP source port counts them)")
+    fanouts = [f.strip() for f in args.fanout.split(",") if f.strip()]
+    if not fanouts or any(f not in ("hash", "cbpf") for f in fanouts):
+        ap.error(f"--fanout takes hash and/or cbpf, not {args.fanout!r}")
+    live = args.mode in ("both", "live")
+    backlog = backlog_kinds(kinds, fanouts) if args.mode in ("both", "backlog") else []
+    if args.mode == "backlog" and not backlog:
+        ap.error("--mode backlog needs afpacket rows in --only (wN, wN-py)")
+    if backlog:
+        from afpacket.geometry import available_memory
+
+        ring, _holds = backlog_ring(args.count)
+        most = max(split_kind(k)[0] for k, _f in backlog) * ring
+        avail = available_memory()
+        if avail is not None and most > BACKLOG_MEMORY_SHARE * avail:
+            sys.exit(f"--mode backlog: {most >> 20} MiB of rings (each holds all {args.count:,} frames) is more "
+                     f"than {BACKLOG_MEMORY_SHARE:.0%} of MemAvailable ({avail >> 20} MiB): lower --count")
     if args.rate == "auto":
         fixed_rate: int | None = None
     else:
@@ -457,7 +764,7 @@ def main() -> None:
             print(f"rate for the {core} rows: {f'{rate:,} pps' if rate else 'full speed'} ({why})", flush=True)
             return rate
 
-        for kind in kinds:
+        for kind in kinds if live else []:
             _w, row_core = split_kind(kind)
             rate = rate_for(row_core or "c")
             row = run(kind, args.count, rate)
@@ -467,8 +774,17 @@ def main() -> None:
             if row.workers and row.impl != "-" and row.captured >= 100 * args.flows and row.flows_seen != args.flows:
                 sys.exit(f"FATAL: {kind} counted {row.flows_seen} flows, the generator was set up for {args.flows}: "
                          f"the trafgen configuration does not spread the flows ({cfg})")
-        tg_alone.append(trafgen_alone(net, cfg, args.count))
-    print_report(rows, tg_alone, rates, args)
+        if live:
+            tg_alone.append(trafgen_alone(net, cfg, args.count))
+            print_report(rows, tg_alone, rates, args)
+        brows: list[BacklogRow] = []
+        for kind, fo in backlog:
+            b = run_backlog_row(kind, fo, net, cfg, args)
+            brows.append(b)
+            print(f"backlog {b.label}: {b.packets:,}/{b.sent:,} in {b.seconds:.3f} s, {b.pps:,.0f} pps, drops "
+                  f"{b.drops}, split {' '.join(f'{x:.1%}' for x in b.shares)}", flush=True)
+        if brows:
+            print_backlog_report(brows, args)
 
 
 if __name__ == "__main__":

@@ -50,12 +50,19 @@ def core(request: pytest.FixtureRequest) -> Iterator[str]:
             os.environ["AFPACKET_NO_EXTENSIONS"] = previous_env
 
 
-@pytest.fixture
-def net() -> Iterator[VethPair]:
+@contextmanager
+def private_pair(prefix: str) -> Iterator[VethPair]:
+    """A veth pair in a private namespace, removed afterwards (a module-scoped fixture wraps it)."""
     # Tests of ring kernels, file formats, decoding and geometry run as any user; these need root.
     if os.geteuid() != 0:
         pytest.fail("this test opens AF_PACKET sockets and makes network namespaces: run it as root")
-    with VethPair("afpt") as pair:
+    with VethPair(prefix) as pair:
+        yield pair
+
+
+@pytest.fixture
+def net() -> Iterator[VethPair]:
+    with private_pair("afpt") as pair:
         yield pair
 
 

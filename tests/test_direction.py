@@ -8,7 +8,6 @@ and must print, and write, the same packets.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import dpkt
 import pytest
-from conftest import PINGER
+from conftest import PINGER, private_pair
 
 from afpacket import Capture, compile_filter
 from afpacket.filter import with_direction
@@ -31,9 +30,7 @@ ONCE = pytest.mark.parametrize("core", ["python"], indirect=True)  # option pars
 
 @pytest.fixture(scope="module")
 def pair() -> Iterator[VethPair]:
-    if os.geteuid() != 0:
-        pytest.fail("this test opens AF_PACKET sockets and makes network namespaces: run it as root")
-    with VethPair("afdir") as p:
+    with private_pair("afdir") as p:
         yield p
 
 

@@ -244,6 +244,17 @@ def test_cbpf_program_steers_each_member_exactly_its_set(quiet: VethPair) -> Non
         close_all(caps)
 
 
+def assert_spread_and_whole(got: list[list[bytes]], *, flows: int, total: int) -> None:
+    """Every flow on one member, both members used, every frame delivered once."""
+    owner: dict[object, set[int]] = defaultdict(set)
+    for i, mine in enumerate(got):
+        for fr in mine:
+            owner[flow_of(fr)].add(i)
+    assert len(owner) == flows and all(len(m) == 1 for m in owner.values())
+    assert got[0] and got[1]
+    assert sum(map(len, got)) == total
+
+
 def test_cbpf_default_program_is_a_symmetric_flow_hash(quiet: VethPair) -> None:
     assert Fanout("cbpf").program is None and flow_hash_program().instructions[-3:-2] == ((0x16, 0, 0, 0),)
     caps = group(quiet, 2, Fanout("cbpf"))
@@ -252,14 +263,7 @@ def test_cbpf_default_program_is_a_symmetric_flow_hash(quiet: VethPair) -> None:
         # addresses and ports itself, so flows spread, each flow whole, both directions together.
         frames = [inbound(quiet, 24000 + f, 53, 100 + f * 4 + k) for f in range(16) for k in range(4)]
         quiet.send(frames)
-        got = collect(caps, len(frames))
-        owner: dict[object, set[int]] = defaultdict(set)
-        for i, mine in enumerate(got):
-            for fr in mine:
-                owner[flow_of(fr)].add(i)
-        assert len(owner) == 16 and all(len(m) == 1 for m in owner.values())
-        assert got[0] and got[1]
-        assert sum(map(len, got)) == len(frames)
+        assert_spread_and_whole(collect(caps, len(frames)), flows=16, total=len(frames))
     finally:
         close_all(caps)
 
@@ -278,14 +282,7 @@ def test_cbpf_recorded_hash_program_needs_a_hash_from_the_device(quiet: VethPair
             f.write("3")
         frames = [inbound(quiet, 25000 + f, 53, 100 + f * 4 + k) for f in range(16) for k in range(4)]
         quiet.send(frames)
-        got = collect(caps, len(frames))
-        owner: dict[object, set[int]] = defaultdict(set)
-        for i, mine in enumerate(got):
-            for fr in mine:
-                owner[flow_of(fr)].add(i)
-        assert len(owner) == 16 and all(len(m) == 1 for m in owner.values())
-        assert got[0] and got[1]
-        assert sum(map(len, got)) == len(frames)
+        assert_spread_and_whole(collect(caps, len(frames)), flows=16, total=len(frames))
     finally:
         close_all(caps)
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import ping
+from conftest import ping, private_pair
 
 from afpacket import Capture, abi
 from afpacket.errors import AfPacketError, ArgumentError, TimestampError
@@ -27,9 +27,7 @@ ONCE = pytest.mark.parametrize("core", ["python"], indirect=True)  # no ring inv
 
 @pytest.fixture(scope="module")
 def pair() -> Iterator[VethPair]:
-    if os.geteuid() != 0:
-        pytest.fail("this test opens AF_PACKET sockets and makes network namespaces: run it as root")
-    with VethPair("afts") as p:
+    with private_pair("afts") as p:
         yield p
 
 

@@ -443,6 +443,7 @@ def _apply(rep: WorkerReport, msg: tuple[Any, ...]) -> None:
 def _worker_main(job: _Job, index: int, conn: Connection, stop_fd: int, foreign: list[int]) -> None:
     """Open a capture in the group, tell the parent, run the job until stop/duration, send the totals."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent stops us
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)  # `kill -USR1 $(pidof ...)` asks the parent for statistics
     for fd in foreign:
         try:
             os.close(fd)

@@ -122,6 +122,10 @@ class _Walk:
         _walks.add(self)
 
     def idle_timeout_ms(self) -> int:
+        deadline = self.deadline
+        if deadline is not None and self.yield_idle:
+            # a bounded read: wake up in time for its deadline (computed now, so it is never stale)
+            return max(1, min(1000, int((deadline - time.monotonic()) * 1000) + 1))
         if self.poll_ms >= 0:
             return self.poll_ms
         return 1000  # wake up now and then to notice stop(), a deadline, or a closed socket
@@ -559,6 +563,8 @@ class Capture:
         self.kernels = ring.current()
         self._ring = None  # type: ignore[assignment]
         self._ring_walker = None  # type: ignore[assignment]
+        self.fanout_id = None  # whatever the sender set up stays set up; it is not described to us
+        self.filter = None
         try:
             self._sock = PacketSocket.adopt(
                 fd, desc.interface, ifindex=desc.ifindex, sock_type=desc.sock_type, protocol=desc.protocol,
@@ -870,19 +876,30 @@ class Capture:
         try:
             end = deadline
             waiting_since = time.monotonic()
+            # Armed once, and again whenever the walker comes back idle: between those, the end the walker
+            # holds can only be earlier than the real one (the idle clock moved on), so at worst it comes
+            # back idle early and is armed again; re-arming for every packet cost 0.4 us per packet.
+            armed = False
             while True:
-                if idle is not None:
-                    end = waiting_since + idle
-                    if deadline is not None and deadline < end:
-                        end = deadline
-                self._arm(end)
+                if not armed:
+                    if idle is not None:
+                        end = waiting_since + idle
+                        if deadline is not None and deadline < end:
+                            end = deadline
+                    self._arm(end)
+                    armed = True
                 try:
                     item = next(source)
                 except StopIteration:
                     return
                 if item is None:
+                    if idle is not None:
+                        end = waiting_since + idle
+                        if deadline is not None and deadline < end:
+                            end = deadline
                     if end is not None and time.monotonic() >= end:
                         return
+                    armed = False
                     continue
                 yield item
                 if idle is not None:
@@ -898,8 +915,6 @@ class Capture:
         st = self._st
         st.deadline = deadline
         st.yield_idle = deadline is not None
-        if deadline is not None:
-            st.poll_ms = max(1, min(1000, int((deadline - time.monotonic()) * 1000) + 1))
 
     def stop(self) -> None:
         """Make a running iteration end soon (safe from another thread or a signal handler); the capture
