@@ -25,6 +25,7 @@ from afpacket.pacing import Pacer
 
 #: Modules whose public names are API even when ``afpacket`` does not re-export them (the CLI's are not).
 MODULES = [
+    "afpacket.aio",
     "afpacket.bridges",
     "afpacket.craft",
     "afpacket.ebpf",
@@ -34,6 +35,7 @@ MODULES = [
     "afpacket.group",
     "afpacket.geometry",
     "afpacket.interfaces",
+    "afpacket.metrics",
     "afpacket.pacing",
     "afpacket.ring",
     "afpacket.rx.capture",
@@ -46,6 +48,7 @@ MODULES = [
     "afpacket.savefile.pcapng",
     "afpacket.savefile.record",
     "afpacket.sock",
+    "afpacket.talkers",
     "afpacket.testnet",
     "afpacket.tofile",
     "afpacket.tx",

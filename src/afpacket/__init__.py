@@ -69,6 +69,7 @@ __all__ += [
     "parse_program",
 ]
 
+from .aio import AsyncCapture, AsyncTransmitter  # noqa: E402
 from .group import CaptureGroup, GroupStats, WorkerReport, merge_files  # noqa: E402
 from .handoff import receive_capture, serve_socket  # noqa: E402
 from .savefile import PcapngReader, PcapngWriter, PcapReader, PcapWriter, Record, open_reader  # noqa: E402
@@ -76,6 +77,8 @@ from .tofile import CaptureFile, dump, format_for, tee  # noqa: E402
 from .tx import RejectedFrame, TransmitStats, Transmitter, TransmitWarning, TxSlot  # noqa: E402
 
 __all__ += [
+    "AsyncCapture",
+    "AsyncTransmitter",
     "CaptureFile",
     "CaptureGroup",
     "GroupStats",

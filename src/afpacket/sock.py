@@ -13,6 +13,7 @@ import errno
 import mmap
 import os
 import socket
+import threading
 import warnings
 import weakref
 from dataclasses import dataclass
@@ -106,6 +107,9 @@ class PacketSocket:
         self.closed = False
         self.forked = False
         self._stats = [0, 0, 0]
+        # PACKET_STATISTICS is clear-on-read: one reader at a time, or two threads (a capture loop and a
+        # metrics scrape) could each read half and add the other's half twice or not at all
+        self._stats_lock = threading.Lock()
         self._memberships: list[bytes] = []
         try:
             # Protocol 0: the socket receives nothing until bind() at the end of setup.
@@ -144,6 +148,9 @@ class PacketSocket:
         self.closed = False
         self.forked = False
         self._stats = [0, 0, 0]
+        # PACKET_STATISTICS is clear-on-read: one reader at a time, or two threads (a capture loop and a
+        # metrics scrape) could each read half and add the other's half twice or not at all
+        self._stats_lock = threading.Lock()
         self._memberships = []
         self.sock = socket.socket(fileno=fd)
         _live.add(self)
@@ -276,6 +283,10 @@ class PacketSocket:
     # -- statistics -----------------------------------------------------------------------------
     def stats(self) -> SocketStats:
         """Read PACKET_STATISTICS (clear-on-read in the kernel) and return running totals."""
+        with self._stats_lock:
+            return self._read_stats()
+
+    def _read_stats(self) -> SocketStats:
         self.check_open()
         try:
             if self.version == 3:
@@ -399,6 +410,7 @@ def _blind_copies(fd: int) -> None:
 
 def _after_fork_in_child() -> None:
     for ps in list(_live):
+        ps._stats_lock = threading.Lock()  # another thread may have held it at the fork
         try:
             ps._disown()
         except Exception:  # a hook must not fail the fork; the socket is marked forked first

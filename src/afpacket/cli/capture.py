@@ -88,6 +88,25 @@ def _timestamp_source(iface: str, tstamp_type: str | None, list_only: bool) -> s
     return wanted.source
 
 
+def metrics_options(f: Any) -> Any:
+    """--metrics-port and --metrics-address, shared by capture, send and gen (see afpacket.metrics)."""
+    f = click.option("--metrics-address", default="127.0.0.1", show_default=True, metavar="ADDR",
+                     help="With --metrics-port: the address to listen on (0.0.0.0 or :: for every address).")(f)
+    return click.option("--metrics-port", type=click.IntRange(0, 65535), metavar="PORT",
+                        help="Serve Prometheus metrics (counters read live) on this TCP port, at /metrics; "
+                             "needs afpacket[metrics].")(f)
+
+
+def start_metrics(port: int | None, address: str, source: Any, labels: dict[str, str] | None = None) -> Any:
+    """The metrics server for ``source`` (with ``labels`` on every series), or None without
+    --metrics-port; AfPacketError when the port is in use (the caller ends with that one line)."""
+    if port is None:
+        return None
+    from ..metrics import serve
+
+    return serve(port, address, source, labels=labels)
+
+
 def fail(message: str) -> None:
     click.echo(f"afpacket: {message}", err=True)
     sys.exit(1)
@@ -302,6 +321,7 @@ class _Progress:
 @click.option("--fanout-program", metavar="FILE",
               help="With --fanout cbpf: a classic BPF program (tcpdump -ddd text) whose return value picks the "
                    "worker (modulo N); default: the kernel's flow hash.")
+@metrics_options
 @click.argument("expression", nargs=-1)
 def capture_cmd(
     interface: str | None, count: int | None, snaplen: int, buffer_kib: int, allow_large_ring: bool,
@@ -315,6 +335,7 @@ def capture_cmd(
     hex_level: int, hex_ascii_level: int, ascii: bool, time_level: int, absolute_seq: bool, no_checksums: bool,
     number: bool, line_buffered: bool, filter_file: str | None, precision: str,
     workers: int | None = None, fanout_mode: str = "hash", fanout_program: str | None = None, dump_level: int = 0,
+    metrics_port: int | None = None, metrics_address: str = "127.0.0.1",
 ) -> None:
     """Capture packets and print one line per packet, like `tcpdump -n`.
 
@@ -406,6 +427,7 @@ def capture_cmd(
                     rotate_seconds=rotate_seconds, file_count=file_count,
                 ),
                 nanosecond=precision == "nano", stats_json=stats_json,
+                metrics=(metrics_port, metrics_address),
                 banner=f"afpacket: capturing on {iface}, link-type {describe(linktype)}, snapshot length {snaplen} "
                        f"bytes (TPACKET_V{tpacket_version})",
             )
@@ -449,6 +471,14 @@ def capture_cmd(
             cap.close()
             fail(str(e))
             return
+    try:  # before -Z: a port below 1024 needs root
+        metrics_server = start_metrics(metrics_port, metrics_address, cap)
+    except AfPacketError as e:
+        if out is not None:
+            out.close()
+        cap.close()
+        fail(str(e))
+        return
     if drop_user is not None:
         try:
             drop_privileges(drop_user, chown=out.files if out is not None else ())
@@ -548,6 +578,8 @@ def capture_cmd(
     # overwritten when its (strftime) name repeats
     ring = file_count is not None and file_size_mb is not None
     print_summary(captured, received, dropped, not_written, why, overwritten, ring=ring)
+    if metrics_server is not None:
+        metrics_server.close()
     if stats_json is not None:
         summary = {
             "command": "capture", "interface": iface, "link_type": LINKTYPE_NAMES.get(linktype, (str(linktype),))[0],

@@ -40,6 +40,7 @@ from ..savefile import SavefileError, describe, open_reader
 from ..savefile.linktype import LINKTYPE_ETHERNET
 from ..tx import Transmitter, TransmitWarning
 from . import main
+from .capture import metrics_options, start_metrics
 
 if TYPE_CHECKING:
     from ..dissect import LinePrinter
@@ -351,6 +352,15 @@ def _finish(
     return summary
 
 
+def _serve_metrics(port: int | None, address: str, run: _Run, tx: Transmitter) -> Any:
+    """--metrics-port: the transmitter's counters, with the frames refused before the kernel counted as
+    failed (as the summary counts them); None without the option."""
+    from ..metrics import transmit_snapshot
+
+    return start_metrics(port, address, lambda: transmit_snapshot(tx, sum(run.failed.values())),
+                         labels={"interface": run.interface})
+
+
 def _close(tx: Transmitter) -> None:
     """Close ``tx``, sending what is queued; frames it could not send are counted by :func:`_finish`
     (as not sent, with the reason), so the error close() raises for them says nothing more."""
@@ -390,10 +400,11 @@ def _stopped_message(tx: Transmitter, summary: dict[str, Any], error: str) -> st
 @_json_option
 @_version_option
 @_bypass_option
+@metrics_options
 def gen_cmd(
     interface: str, count: int, size: int, pps: float | None, flows: int, src_mac: str | None, dst_mac: str,
     src_ip: str, dst_ip: str, sport: int, dport: int, vlan: int | None, quiet: bool, stats_json: str | None,
-    version: int, qdisc_bypass: bool,
+    version: int, qdisc_bypass: bool, metrics_port: int | None = None, metrics_address: str = "127.0.0.1",
 ) -> None:
     """Generate UDP/IPv4 frames with valid checksums, over FLOWS 5-tuples.
 
@@ -414,6 +425,7 @@ def gen_cmd(
             error = None
             tx = _open(interface, version, qdisc_bypass)
             try:
+                metrics_server = _serve_metrics(metrics_port, metrics_address, run, tx)
                 run.begin()
                 try:
                     if pps is None:
@@ -430,6 +442,8 @@ def gen_cmd(
                 _close(tx)
             extra = {"flows": min(flows, count), "flow_packets": tx.stats().sent, "non_flow_packets": 0}
             summary = _finish(run, tx, seconds, extra, stats_json)
+            if metrics_server is not None:
+                metrics_server.close()
         if error:
             _fail(_stopped_message(tx, summary, error))
     except KeyboardInterrupt:
@@ -776,11 +790,13 @@ class _Replay:
               help="Source MAC of rebuilt frames (default: the cooked header's address, else the interface's).")
 @_version_option
 @_bypass_option
+@metrics_options
 def send_cmd(
     files: tuple[str, ...], interface: str, read_files: tuple[str, ...], topspeed: bool, multiplier: float | None,
     pps: float | None, mbps: float | None, loop: int, loopdelay_ms: int, limit: int | None, duration: float | None,
     preload: bool, stats_every: float | None, verbose: bool, quiet: bool, stats_json: str | None,
     no_flow_stats: bool, dst_mac: str, src_mac: str | None, version: int, qdisc_bypass: bool, maxsleep_ms: int | None,
+    metrics_port: int | None = None, metrics_address: str = "127.0.0.1",
 ) -> None:
     """Replay pcap/pcapng FILEs on an interface, with their original timing or at a given rate (like tcpreplay).
 
@@ -826,6 +842,7 @@ def send_cmd(
             _check_files(paths)
             tx = _open(interface, version, qdisc_bypass)
             try:
+                metrics_server = _serve_metrics(metrics_port, metrics_address, run, tx)
                 prep = _Preparer(tx, src, dst, keep_src=src_mac is None, flows=not no_flow_stats)
                 loaded = _preload(paths, prep) if preload else None
                 replay = _Replay(run, tx, pacer, paths, prep, limit, loopdelay_ms / 1000, loaded, verbose)
@@ -856,6 +873,8 @@ def send_cmd(
                 "rebuilt": replay.rebuilt,
             }
             summary = _finish(run, tx, seconds, extra, stats_json)
+            if metrics_server is not None:
+                metrics_server.close()
         if replay.error:
             _fail(_stopped_message(tx, summary, f"{replay.error}; the replay stopped there"))
         if summary["attempted"] and not summary["successful"]:

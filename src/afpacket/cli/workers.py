@@ -26,9 +26,11 @@ def run_workers(
     stop: Any, *, iface: str, workers: int, mode: str, steering: BpfProgram | None, write_path: str,
     fmt: str | None, count: int | None, duration: float | None, capture_options: dict[str, Any],
     file_options: dict[str, Any], nanosecond: bool, stats_json: str | None, banner: str,
+    metrics: tuple[int | None, str] = (None, "127.0.0.1"),
 ) -> None:
     """Run the group until -c/--duration/a stop signal, write its file(s), print one summary; exits 1 on
-    an error. ``stop`` is the command's stop-signal holder (``_Stop``): a signal stops the group."""
+    an error. ``stop`` is the command's stop-signal holder (``_Stop``): a signal stops the group.
+    ``metrics``: (--metrics-port, --metrics-address), the workers' counters served with a ``worker`` label."""
     from ..fanout import Fanout
     from .capture import _plural, fail, print_summary
 
@@ -67,6 +69,17 @@ def run_workers(
         fail(str(e))
         return
     stop.attach(group)
+    try:
+        from .capture import start_metrics
+
+        metrics_server = start_metrics(metrics[0], metrics[1], group)  # one series per worker
+    except AfPacketError as e:
+        group.stop()
+        group.wait()
+        if tmpdir:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        fail(str(e))
+        return
     click.echo(f"{banner}, {workers} workers in fanout group {group.group_id} ({group.fanout.mode}"
                f"{'+defrag' if group.fanout.defrag else ''})", err=True)
     signal.signal(signal.SIGUSR1, lambda signum, frame: _interim(group))
@@ -97,6 +110,8 @@ def run_workers(
     if error is not None:
         click.echo(f"afpacket: {error}", err=True)
     print_summary(captured, stats.received, stats.drops)
+    if metrics_server is not None:
+        metrics_server.close()
     if stats_json is not None:
         summary = {
             "command": "capture", "interface": iface, "workers": workers, "fanout": group.fanout.mode,

@@ -961,6 +961,16 @@ class Capture:
 
         lock(self._sock.sock)
 
+    def metrics(self) -> dict[str, float]:
+        """The snapshot a Prometheus scrape serves (see :mod:`afpacket.metrics`): metric name → value, with
+        ``afpacket_packets_total`` (packets taken from the ring), ``afpacket_received_total``,
+        ``afpacket_drops_total`` and ``afpacket_freeze_total`` (as :meth:`stats`), and the ring's occupancy
+        (``afpacket_ring_blocks``, ``afpacket_ring_blocks_in_use``, ``afpacket_ring_occupancy_ratio``).
+        Safe from another thread while this one reads packets."""
+        from ..metrics import capture_snapshot
+
+        return capture_snapshot(self)
+
     def rollover_stats(self) -> RolloverStats:
         """PACKET_ROLLOVER_STATS of a fanout member: packets it passed on to another socket, how many of
         them because it was short of room (``huge``) and how many found no room anywhere (``failed``)."""
