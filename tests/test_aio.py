@@ -176,8 +176,10 @@ def test_send_with_back_pressure_sends_exactly_what_was_asked(net: VethPair, loo
     frame = udp_frame(net.inner_mac, net.outer_mac, b"t" * 1000, dport=PORT, src=net.outer_ip, dst=net.inner_ip)
     # A token bucket holds frames in the qdisc: their slots stay the kernel's, the 16-slot ring fills,
     # and send() has to wait for slots (the limit is far above 16 frames, so nothing is tail-dropped).
-    subprocess.run(["tc", "qdisc", "add", "dev", net.outer, "root", "tbf", "rate", "200mbit", "burst", "16kb",
-                    "limit", "1mb"], check=True)
+    subprocess.run(
+        ["tc", "qdisc", "add", "dev", net.outer, "root", "tbf", "rate", "200mbit", "burst", "16kb", "limit", "1mb"],
+        check=True,
+    )
     before = rx_packets(net)
 
     async def main() -> dict[str, Any]:
@@ -338,3 +340,47 @@ def test_interface_removed_ends_iteration_after_the_ring_is_read(loop_kind: str)
         got, err = run(loop_kind, main())
     assert got == 50
     assert isinstance(err, LinkDownError) and "50 read from the ring" in str(err)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_async_for_and_anext_share_one_ordered_stream(net: VethPair, loop_kind: str) -> None:
+    # async for runs on a per-iterator async generator (the fast path); anext(cap) on a coroutine per
+    # packet. Both step the capture's one walk: mixed and restarted, every frame comes once, in order.
+    n = 400
+    frames = [udp_frame(net.outer_mac, net.inner_mac, i.to_bytes(4, "big") + b"s" * 40, dport=PORT) for i in range(n)]
+
+    async def main() -> tuple[list[int], bool]:
+        seen: list[int] = []
+
+        def seq(pkt: afpacket.Packet) -> int:
+            return int.from_bytes(bytes(pkt)[42:46], "big")
+
+        async with afpacket.AsyncCapture(net.outer, filter=f"udp dst port {PORT}", version=2) as cap:
+            await asyncio.to_thread(net.send, frames)
+            for _ in range(5):
+                seen.append(seq(await anext(cap)))
+            async for pkt in cap:  # a first iterator, left after 100 packets
+                seen.append(seq(pkt))
+                if len(seen) == 105:
+                    break
+            seen.append(seq(await anext(cap)))
+            async for pkt in cap:  # a second one goes on where the others stopped
+                seen.append(seq(pkt))
+                if len(seen) == n:
+                    break
+
+            async def stopper() -> None:
+                await asyncio.sleep(0.2)
+                cap.stop()
+
+            stopping = asyncio.create_task(stopper())
+            ended = False
+            async for _pkt in cap:  # the ring is empty: this waits until stop() ends it
+                seen.append(-1)
+            ended = True
+            await stopping
+        return seen, ended
+
+    seen, ended = run(loop_kind, main())
+    assert seen == list(range(n))
+    assert ended

@@ -16,6 +16,9 @@ it waits, or while it holds a packet or a batch, loses nothing: the next read go
 packet, and close() hands the batch in hand back. A consumer that always finds a packet ready would
 never give the loop back, so the iteration suspends (``asyncio.sleep(0)``) once every
 :data:`FAIR_SLICE` seconds, before taking the next packet (so a cancellation there loses none).
+``async for`` runs on an async generator (``AsyncCapture._packets``), not a coroutine per packet: handing
+out a packet ready in the current batch is then one C-level generator step (see benchmarks/README.md,
+``bench_async.py``).
 
 :class:`AsyncTransmitter` wraps a :class:`~afpacket.Transmitter`: ``await send(frame)`` copies the frame
 into the next free slot at once, and when the ring is full kicks the kernel and awaits a free slot.
@@ -31,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from types import GeneratorType, TracebackType
 from typing import Any, Generic, TypeVar, cast
 
@@ -184,7 +187,11 @@ class AsyncCapture:
             walker = self.capture._ring_walker
             if self._pw is not None and walker.batch is not None:
                 raise AfPacketError("a packet iteration holds a batch; finish it before reading batches")
-            self._pw = None  # ended between batches: nothing held
+            pw, self._pw = self._pw, None  # ended between batches: nothing held
+            if pw is not None:
+                # Finish it now (a suspended ``async for`` iterator may still reference it), so its
+                # cleanup cannot run later, in the middle of the batch walk.
+                pw.close()
             w = self._bw = cast("GeneratorType[Batch | None, None, None]", _batches(self._st))
         return w
 
@@ -219,13 +226,68 @@ class AsyncCapture:
                 raise StopAsyncIteration
 
     # -- public reading API -----------------------------------------------------------------------
-    def __aiter__(self) -> AsyncCapture:
+    def __aiter__(self) -> AsyncIterator[Packet]:
+        """An async iterator over every packet until :meth:`close` or :meth:`stop`: what ``async for``
+        uses. Each call gives a new one over the capture's one stream (the position is the capture's); a
+        task cancelled inside ``async for`` starts a new ``async for`` to go on with the next packet."""
         self._check()
         self._arm()
-        return self
+        return self._packets()
+
+    async def _packets(self) -> AsyncIterator[Packet]:
+        """The fast path of ``async for``: an async generator stepping the shared packet walk.
+
+        Why a generator and not ``__anext__``: a coroutine per packet (create, run, finish) cost about as
+        much as the blocking loop's whole per-packet work; an async generator's frame lives across
+        packets, and handing a packet out is a C-level yield (about a third of that). Nothing here holds
+        a packet between steps: a packet leaves the walk only at ``yield``, and the walk, the batch in
+        hand and the fairness clock are the capture's, so a cancellation (at the wait, at the fairness
+        pause, or in the consumer's body) loses nothing and a new iterator continues the stream. The
+        fairness pause comes before the next packet is taken, as in :meth:`__anext__`.
+        """
+        sleep, monotonic = asyncio.sleep, time.monotonic
+        st = self._st
+        budget = FAIR_CHECK
+        while not self._closed:
+            walk = self._packet_walk()
+            for pkt in walk:
+                if pkt is None:  # the walk found nothing ready: await the socket, then step again
+                    await self._readable()
+                    budget = FAIR_CHECK
+                    if self._closed:
+                        return
+                    continue
+                yield pkt
+                budget -= 1
+                if not budget:
+                    budget = FAIR_CHECK
+                    if monotonic() - self._slice_start >= FAIR_SLICE:
+                        await sleep(0)  # let other tasks run; no packet taken yet
+                        self._slice_start = monotonic()
+                # The rest of this batch straight from the iterator the walk yields from (``st.rest``:
+                # one shared position, so next_packet()/anext() in between go on from the same packet),
+                # saving a generator resume per packet. The walk clears st.rest when the batch ends
+                # early (close(), a fork): its packets are expired then, and no more is taken.
+                rest = st.rest
+                if rest is None:
+                    continue
+                for pkt in rest:
+                    yield pkt
+                    budget -= 1
+                    if not budget:
+                        budget = FAIR_CHECK
+                        if monotonic() - self._slice_start >= FAIR_SLICE:
+                            await sleep(0)
+                            self._slice_start = monotonic()
+                    if st.rest is not rest:
+                        break
+            if self._pw is walk:
+                return  # the walk ended: stop() or close() (an error raised out of the loop above)
+            # else batches() ended the packet walk between two packets: go on with a new one, as __anext__ does
 
     async def __anext__(self) -> Packet:
-        """The next packet, awaiting the ring when none is ready."""
+        """The next packet, awaiting the ring when none is ready (``await anext(cap)``; ``async for``
+        uses the faster iterator from :meth:`__aiter__`). Several tasks may await it at once."""
         if self._closed:
             raise StopAsyncIteration
         self._budget -= 1

@@ -90,7 +90,7 @@ class _Walk:
 
     __slots__ = (
         "__weakref__", "busy", "closing", "current", "deadline", "done", "drain_until", "forked", "gone",
-        "halt", "interface", "lock", "owner", "poll_ms", "ring", "sock", "torn", "waiter", "walker",
+        "halt", "interface", "lock", "owner", "poll_ms", "rest", "ring", "sock", "torn", "waiter", "walker",
         "yield_idle",
     )
 
@@ -111,6 +111,8 @@ class _Walk:
         self.owner = 0  # thread ident of the reader that last stepped
         #: the packet iterator of the current batch (cut short in a forked child)
         self.current: Any = None
+        #: the iterator _walk yields the current batch's packets from (AsyncCapture takes from it too)
+        self.rest: Iterator[Packet] | None = None
         #: the interface went away: the ring is drained, then LinkDownError
         self.gone: LinkDownError | None = None
         self.drain_until = 0.0
@@ -206,6 +208,7 @@ class _Walk:
         """End the packet iterator of the current batch (after its batch expired: its packets were
         revoked or detached, and the C kernels' unkept ones went back to the pool, unattached)."""
         cur, self.current = self.current, None
+        self.rest = None
         if isinstance(cur, list):
             cur.clear()  # the C kernels' packets of this batch: nothing more to yield
         elif cur is not None:
@@ -278,10 +281,11 @@ def _walk(st: _Walk) -> Generator[Packet | None, None, None]:
                 # local reference, so the C kernels' list of this batch's packets is gone by the time the
                 # batch expires and its unkept packets go back to the pool.
                 st.current = packets(batch)
-                yield from st.current
-                st.current = None
+                st.rest = rest = iter(st.current)
+                yield from rest
+                st.current = st.rest = None
     finally:
-        st.current = None
+        st.current = st.rest = None
 
 
 def _batches(st: _Walk) -> Generator[Batch | None, None, None]:
