@@ -35,7 +35,32 @@ from typing import TYPE_CHECKING
 from . import abi
 from .ebpf import EbpfProgram
 from .errors import AfPacketError, ArgumentError, FilterError, SocketOptionError, os_error
-from .filter import BpfProgram
+from .filter import (
+    ADD_X,
+    JA,
+    JEQ_K,
+    JSET_K,
+    LD_B_ABS,
+    LD_H_ABS,
+    LD_H_IND,
+    LD_W_ABS,
+    LD_W_MEM,
+    LDX_B_MSH,
+    LDX_W_MEM,
+    MUL_K,
+    RET_A,
+    RET_K,
+    RSH_K,
+    SKF_AD_OFF,
+    SKF_AD_PROTOCOL,
+    SKF_AD_RXHASH,
+    SKF_NET_OFF,
+    ST,
+    TAX,
+    TXA,
+    XOR_X,
+    BpfProgram,
+)
 
 if TYPE_CHECKING:
     from .sock import PacketSocket
@@ -58,18 +83,8 @@ MAX_MEMBERS = 256
 #: struct tpacket_rollover_stats: tp_all, tp_huge, tp_failed (aligned u64 each)
 ROLLOVER_STATS = struct.Struct("=QQQ")
 
-# Classic BPF pieces of the programs below (linux/filter.h).
-_LD_H_ABS, _LD_B_ABS, _LD_W_ABS, _LD_H_IND = 0x28, 0x30, 0x20, 0x48
-_LDX_B_MSH = 0xB1
-_JEQ_K, _JSET_K = 0x15, 0x45
-_RET_A, _RET_K = 0x16, 0x06
-_SKF_AD_OFF = 0xFFFFF000  # -0x1000 as the u32 an instruction holds
-_SKF_AD_PROTOCOL = 0
-_SKF_AD_RXHASH = 32
-#: -0x100000: loads relative to the network header. A fanout program sees incoming packets from the
-#: network header but outgoing ones from the link header, so only these offsets mean the same field
-#: in both directions.
-_SKF_NET_OFF = 0xFFF00000
+#: SKF_NET_OFF (filter.py): a fanout program sees incoming packets from the network header but outgoing ones
+#: from the link header, so only loads relative to the network header mean the same field in both directions.
 
 
 def recorded_hash_program() -> BpfProgram:
@@ -78,14 +93,7 @@ def recorded_hash_program() -> BpfProgram:
     NIC with receive hashing, RPS/RFS, or the sending socket for locally generated TCP/UDP. Where it is 0
     (frames from raw packet sockets on a veth) every packet goes to member 0, and the two directions of a
     flow may hash differently: :func:`flow_hash_program` has neither fault."""
-    return BpfProgram(((_LD_W_ABS, 0, 0, _SKF_AD_OFF + _SKF_AD_RXHASH), (_RET_A, 0, 0, 0)), "ld rxhash; ret a")
-
-
-# a few more classic opcodes for the flow hash (linux/filter.h)
-_TAX, _LD_W_MEM, _ST, _LDX_W_MEM = 0x07, 0x60, 0x02, 0x61
-_ADD_X, _XOR_X, _MUL_K, _RSH_K = 0x0C, 0xAC, 0x24, 0x74
-_JA, _TXA = 0x05, 0x87
-_LD_W_IND = 0x40
+    return BpfProgram(((LD_W_ABS, 0, 0, SKF_AD_OFF + SKF_AD_RXHASH), (RET_A, 0, 0, 0)), "ld rxhash; ret a")
 
 
 def _assemble(code: list[tuple[int, object, object, int] | str]) -> tuple[tuple[int, int, int, int], ...]:
@@ -107,7 +115,7 @@ def _assemble(code: list[tuple[int, object, object, int] | str]) -> tuple[tuple[
         def rel(j: object, here: int = here) -> int:
             return at[j] - here if isinstance(j, str) else int(j)  # type: ignore[call-overload]
 
-        if op == _JA:
+        if op == JA:
             k = rel(jt)
             jt = 0
         out.append((op, rel(jt), rel(jf), k))
@@ -125,38 +133,38 @@ def flow_hash_program() -> BpfProgram:
     that the kernel's ``value % members`` spreads flows evenly. Other packets (ARP, ...) return the
     kernel's recorded hash (:func:`recorded_hash_program`). Fields are read relative to the network
     header, as fanout programs see incoming packets from there and outgoing ones from the link header."""
-    net = _SKF_NET_OFF
+    net = SKF_NET_OFF
     code: list[tuple[int, object, object, int] | str] = [
-        (_LD_H_ABS, 0, 0, _SKF_AD_OFF + _SKF_AD_PROTOCOL),
-        (_JEQ_K, 0, "not4", 0x0800),
+        (LD_H_ABS, 0, 0, SKF_AD_OFF + SKF_AD_PROTOCOL),
+        (JEQ_K, 0, "not4", 0x0800),
         # IPv4: addresses
-        (_LD_W_ABS, 0, 0, net + 12), (_TAX, 0, 0, 0), (_LD_W_ABS, 0, 0, net + 16), (_ADD_X, 0, 0, 0),
-        (_ST, 0, 0, 0),
-        (_LD_B_ABS, 0, 0, net + 9),
-        (_JEQ_K, "ports4", 0, 6), (_JEQ_K, "ports4", 0, 17), (_JEQ_K, "ports4", "mix", 132),
+        (LD_W_ABS, 0, 0, net + 12), (TAX, 0, 0, 0), (LD_W_ABS, 0, 0, net + 16), (ADD_X, 0, 0, 0),
+        (ST, 0, 0, 0),
+        (LD_B_ABS, 0, 0, net + 9),
+        (JEQ_K, "ports4", 0, 6), (JEQ_K, "ports4", 0, 17), (JEQ_K, "ports4", "mix", 132),
         "ports4",
-        (_LD_H_ABS, 0, 0, net + 6), (_JSET_K, "mix", 0, 0x1FFF),
-        (_LDX_B_MSH, 0, 0, net),
-        (_LD_H_IND, 0, 0, net), (_ST, 0, 0, 1),  # M[1] = source port
-        (_LD_H_IND, 0, 0, net + 2), (_LDX_W_MEM, 0, 0, 1), (_ADD_X, 0, 0, 0),
-        (_LDX_W_MEM, 0, 0, 0), (_ADD_X, 0, 0, 0), (_ST, 0, 0, 0),
-        (_JA, "mix", 0, 0),
+        (LD_H_ABS, 0, 0, net + 6), (JSET_K, "mix", 0, 0x1FFF),
+        (LDX_B_MSH, 0, 0, net),
+        (LD_H_IND, 0, 0, net), (ST, 0, 0, 1),  # M[1] = source port
+        (LD_H_IND, 0, 0, net + 2), (LDX_W_MEM, 0, 0, 1), (ADD_X, 0, 0, 0),
+        (LDX_W_MEM, 0, 0, 0), (ADD_X, 0, 0, 0), (ST, 0, 0, 0),
+        (JA, "mix", 0, 0),
         "not4",
-        (_JEQ_K, 0, "other", 0x86DD),
+        (JEQ_K, 0, "other", 0x86DD),
         # IPv6: the eight address words
-        (_LD_W_ABS, 0, 0, net + 8), (_TAX, 0, 0, 0),
-        *[x for off in range(12, 40, 4) for x in ((_LD_W_ABS, 0, 0, net + off), (_ADD_X, 0, 0, 0), (_TAX, 0, 0, 0))],
-        (_TXA, 0, 0, 0), (_ST, 0, 0, 0),
-        (_LD_B_ABS, 0, 0, net + 6),
-        (_JEQ_K, "ports6", 0, 6), (_JEQ_K, "ports6", 0, 17), (_JEQ_K, "ports6", "mix", 132),
+        (LD_W_ABS, 0, 0, net + 8), (TAX, 0, 0, 0),
+        *[x for off in range(12, 40, 4) for x in ((LD_W_ABS, 0, 0, net + off), (ADD_X, 0, 0, 0), (TAX, 0, 0, 0))],
+        (TXA, 0, 0, 0), (ST, 0, 0, 0),
+        (LD_B_ABS, 0, 0, net + 6),
+        (JEQ_K, "ports6", 0, 6), (JEQ_K, "ports6", 0, 17), (JEQ_K, "ports6", "mix", 132),
         "ports6",
-        (_LD_H_ABS, 0, 0, net + 40), (_TAX, 0, 0, 0), (_LD_H_ABS, 0, 0, net + 42), (_ADD_X, 0, 0, 0),
-        (_LDX_W_MEM, 0, 0, 0), (_ADD_X, 0, 0, 0), (_ST, 0, 0, 0),
+        (LD_H_ABS, 0, 0, net + 40), (TAX, 0, 0, 0), (LD_H_ABS, 0, 0, net + 42), (ADD_X, 0, 0, 0),
+        (LDX_W_MEM, 0, 0, 0), (ADD_X, 0, 0, 0), (ST, 0, 0, 0),
         "mix",
-        (_LD_W_MEM, 0, 0, 0), (_MUL_K, 0, 0, 0x9E3779B1), (_TAX, 0, 0, 0), (_RSH_K, 0, 0, 16), (_XOR_X, 0, 0, 0),
-        (_RET_A, 0, 0, 0),
+        (LD_W_MEM, 0, 0, 0), (MUL_K, 0, 0, 0x9E3779B1), (TAX, 0, 0, 0), (RSH_K, 0, 0, 16), (XOR_X, 0, 0, 0),
+        (RET_A, 0, 0, 0),
         "other",
-        (_LD_W_ABS, 0, 0, _SKF_AD_OFF + _SKF_AD_RXHASH), (_RET_A, 0, 0, 0),
+        (LD_W_ABS, 0, 0, SKF_AD_OFF + SKF_AD_RXHASH), (RET_A, 0, 0, 0),
     ]
     return BpfProgram(_assemble(code), "symmetric flow hash")
 
@@ -165,19 +173,19 @@ def classic_steer_by_udp_dst_port() -> BpfProgram:
     """A classic fanout program returning an IPv4 UDP packet's destination port, 0 for anything else
     (other protocols, non-first fragments): with N members, port % N picks the member. The eBPF twin is
     :func:`afpacket.ebpf.steer_by_udp_dst_port`."""
-    net = _SKF_NET_OFF
+    net = SKF_NET_OFF
     return BpfProgram(
         (
-            (_LD_H_ABS, 0, 0, _SKF_AD_OFF + _SKF_AD_PROTOCOL),  # EtherType (host order)
-            (_JEQ_K, 0, 6, 0x0800),
-            (_LD_B_ABS, 0, 0, net + 9),  # IP protocol
-            (_JEQ_K, 0, 4, 17),
-            (_LD_H_ABS, 0, 0, net + 6),  # flags + fragment offset
-            (_JSET_K, 2, 0, 0x1FFF),  # a later fragment has no UDP header
-            (_LDX_B_MSH, 0, 0, net),  # X = IP header length
-            (_LD_H_IND, 0, 0, net + 2),  # UDP destination port
-            (_RET_A, 0, 0, 0),
-            (_RET_K, 0, 0, 0),
+            (LD_H_ABS, 0, 0, SKF_AD_OFF + SKF_AD_PROTOCOL),  # EtherType (host order)
+            (JEQ_K, 0, 6, 0x0800),
+            (LD_B_ABS, 0, 0, net + 9),  # IP protocol
+            (JEQ_K, 0, 4, 17),
+            (LD_H_ABS, 0, 0, net + 6),  # flags + fragment offset
+            (JSET_K, 2, 0, 0x1FFF),  # a later fragment has no UDP header
+            (LDX_B_MSH, 0, 0, net),  # X = IP header length
+            (LD_H_IND, 0, 0, net + 2),  # UDP destination port
+            (RET_A, 0, 0, 0),
+            (RET_K, 0, 0, 0),
         ),
         "udp dst port",
     )

@@ -52,6 +52,20 @@ MAXIMUM_SNAPLEN = 262144
 #: one block): its ring is never read, so it is kept as small as libpcap allows
 _LIVE_BUFFER = 1 << 16
 
+# Classic BPF opcodes and the kernel's ancillary loads (linux/filter.h), for the programs built by hand here
+# (the direction prefix) and in fanout.py (steering programs): named once.
+LD_W_ABS, LD_H_ABS, LD_B_ABS, LD_H_IND = 0x20, 0x28, 0x30, 0x48
+LDX_B_MSH, LD_W_MEM, LDX_W_MEM, ST = 0xB1, 0x60, 0x61, 0x02
+TAX, TXA = 0x07, 0x87
+ADD_X, XOR_X, MUL_K, RSH_K = 0x0C, 0xAC, 0x24, 0x74
+JA, JEQ_K, JSET_K = 0x05, 0x15, 0x45
+RET_K, RET_A = 0x06, 0x16
+SKF_AD_OFF = 0xFFFFF000  # -0x1000 as the u32 the instruction holds
+SKF_AD_PROTOCOL, SKF_AD_PKTTYPE, SKF_AD_IFINDEX, SKF_AD_RXHASH = 0, 4, 8, 32
+#: -0x100000: loads relative to the network header
+SKF_NET_OFF = 0xFFF00000
+_PACKET_OUTGOING = 4
+
 Instruction = tuple[int, int, int, int]
 
 
@@ -326,7 +340,7 @@ def attach(sock: socket.socket, program: BpfProgram) -> None:
 
 
 #: ``ret #0``: the program a swap attaches first, so nothing passes while the new one goes in
-DROP_ALL = BpfProgram(((0x06, 0, 0, 0),), "(drop all)")
+DROP_ALL = BpfProgram(((RET_K, 0, 0, 0),), "(drop all)")
 
 
 def swap(sock: socket.socket, program: BpfProgram | None) -> None:
@@ -363,14 +377,6 @@ def lock(sock: socket.socket) -> None:
         raise FilterError(f"locking the filter (SO_LOCK_FILTER) failed: {e.strerror}") from None
 
 
-# Classic BPF opcodes and the kernel's ancillary loads (linux/filter.h) the direction prefix uses.
-_LD_ABS_W = 0x20
-_JEQ_K = 0x15
-_RET_K = 0x06
-_SKF_AD_OFF = 0xFFFFF000  # -0x1000 as the u32 the instruction holds
-_SKF_AD_PKTTYPE = 4
-_SKF_AD_IFINDEX = 8
-_PACKET_OUTGOING = 4
 
 
 def with_direction(
@@ -394,7 +400,7 @@ def with_direction(
         raise FilterError(f"direction must be 'in', 'out' or 'inout', got {direction!r}")
     if direction == "inout" and loopback_ifindex is None:
         return program
-    body = list(program.instructions) if program is not None else [(_RET_K, 0, 0, snaplen)]
+    body = list(program.instructions) if program is not None else [(RET_K, 0, 0, snaplen)]
     lo_check = loopback_ifindex is not None and direction != "in"
     # Layout: [0] load pkttype, [1] branch, [2,3] loopback check (if any), DROP: return 0, PROG: the program.
     lo_at = 2
@@ -403,15 +409,15 @@ def with_direction(
     out_target = drop_at if direction == "in" else lo_at if lo_check else prog_at
     in_target = drop_at if direction == "out" else prog_at
     insns: list[tuple[int, int, int, int]] = [
-        (_LD_ABS_W, 0, 0, _SKF_AD_OFF + _SKF_AD_PKTTYPE),
-        (_JEQ_K, out_target - 2, in_target - 2, _PACKET_OUTGOING),
+        (LD_W_ABS, 0, 0, SKF_AD_OFF + SKF_AD_PKTTYPE),
+        (JEQ_K, out_target - 2, in_target - 2, _PACKET_OUTGOING),
     ]
     if lo_check:
         insns += [
-            (_LD_ABS_W, 0, 0, _SKF_AD_OFF + _SKF_AD_IFINDEX),
-            (_JEQ_K, drop_at - 4, prog_at - 4, loopback_ifindex or 0),
+            (LD_W_ABS, 0, 0, SKF_AD_OFF + SKF_AD_IFINDEX),
+            (JEQ_K, drop_at - 4, prog_at - 4, loopback_ifindex or 0),
         ]
-    insns.append((_RET_K, 0, 0, 0))
+    insns.append((RET_K, 0, 0, 0))
     insns += body
     if len(insns) > MAX_INSNS:
         raise FilterError(f"the filter with its direction check has {len(insns)} instructions; the kernel takes "

@@ -320,7 +320,7 @@ class _Progress:
               help="With --workers: how the kernel picks a worker (hash: by flow, with defrag, as Suricata).")
 @click.option("--fanout-program", metavar="FILE",
               help="With --fanout cbpf: a classic BPF program (tcpdump -ddd text) whose return value picks the "
-                   "worker (modulo N); default: the kernel's flow hash.")
+                   "worker (modulo N); default: a symmetric flow hash (addresses and ports) computed in BPF.")
 @metrics_options
 @click.argument("expression", nargs=-1)
 def capture_cmd(
@@ -394,9 +394,9 @@ def capture_cmd(
         if expr:
             program = compile_filter(expr, dgram=dgram, snaplen=snaplen, interface=None if dgram else iface)
         if dump_level:
-            # tcpdump -d/-dd/-ddd: the program compiled for this interface, then exit
-            shown = program if program is not None else compile_filter("", dgram=dgram, snaplen=snaplen,
-                                                                        interface=None if dgram else iface)
+            # tcpdump -d/-dd/-ddd: the program compiled for this interface (the accepting one without an
+            # expression), then exit
+            shown = program or compile_filter("", dgram=dgram, snaplen=snaplen, interface=None if dgram else iface)
             click.echo(shown.dump(level=min(dump_level, 3)))
             return
         # One copy of each packet on loopback, as tcpdump prints it: the outgoing copy of a packet sent on

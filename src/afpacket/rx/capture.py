@@ -878,32 +878,29 @@ class Capture:
         on: a walker yields None only with no batch held, so what is not yielded stays in the ring.
         """
         try:
-            end = deadline
             waiting_since = time.monotonic()
-            # Armed once, and again whenever the walker comes back idle: between those, the end the walker
-            # holds can only be earlier than the real one (the idle clock moved on), so at worst it comes
-            # back idle early and is armed again; re-arming for every packet cost 0.4 us per packet.
-            armed = False
+
+            def end() -> float | None:
+                """When the read ends: the deadline, or earlier once ``idle`` seconds passed with no item."""
+                if idle is None:
+                    return deadline
+                quiet = waiting_since + idle
+                return quiet if deadline is None or quiet < deadline else deadline
+
+            # Armed at the start, and again whenever the walker comes back idle: between those, the end the
+            # walker holds can only be earlier than the real one (the idle clock moved on), so at worst it
+            # comes back idle early and is armed again; re-arming for every packet cost 0.4 us per packet.
+            self._arm(end())
             while True:
-                if not armed:
-                    if idle is not None:
-                        end = waiting_since + idle
-                        if deadline is not None and deadline < end:
-                            end = deadline
-                    self._arm(end)
-                    armed = True
                 try:
                     item = next(source)
                 except StopIteration:
                     return
                 if item is None:
-                    if idle is not None:
-                        end = waiting_since + idle
-                        if deadline is not None and deadline < end:
-                            end = deadline
-                    if end is not None and time.monotonic() >= end:
+                    until = end()
+                    if until is not None and time.monotonic() >= until:
                         return
-                    armed = False
+                    self._arm(until)
                     continue
                 yield item
                 if idle is not None:
