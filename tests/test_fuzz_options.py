@@ -1,8 +1,8 @@
 """Hypothesis fuzzing of every numeric command-line option and API argument at the boundary.
 
 Command line: the numeric options are found by looking at the commands themselves (``capture``, ``read``,
-``send``, ``gen``: every option whose type is an integer, a float, :class:`PositiveFloat` or a choice of
-numbers), so an option added later is fuzzed too. Each gets values chosen by hypothesis: integers near
+``send``, ``gen``, ``top``, ``compile-filter``: every option whose type is an integer, a float,
+:class:`PositiveFloat` or a choice of numbers), so an option added later is fuzzed too. Each gets values chosen by hypothesis: integers near
 every limit (0, -1, 2^31, 2^32, 2^63, 2^64, 400 digits), floats (nan, inf, -inf, 1e-300, 5e-324, 1e300,
 -0.0), and text a user might type ('1.5', '0x10', '1e3', '', ' ', '1_000'). The property: click's parsing
 either accepts the value and hands the command a finite number inside the option's declared range, or
@@ -99,9 +99,12 @@ NUMBERS: st.SearchStrategy[Any] = st.one_of(
 
 
 # --- command line: parsing -------------------------------------------------------------------------------
-COMMANDS: dict[str, click.Command] = {name: main.commands[name] for name in ("capture", "read", "send", "gen")}
+COMMANDS: dict[str, click.Command] = {
+    name: main.commands[name] for name in ("capture", "read", "send", "gen", "top", "compile-filter")
+}
 #: Arguments that make each command parse (required options, a file name; never opened when parsing).
-BASE = {"capture": [], "read": ["x.pcap"], "send": ["-i", "lo", "x.pcap"], "gen": ["-i", "lo", "-c", "1"]}
+BASE = {"capture": [], "read": ["x.pcap"], "send": ["-i", "lo", "x.pcap"], "gen": ["-i", "lo", "-c", "1"],
+        "top": ["-i", "lo"], "compile-filter": ["ip"]}
 
 
 def is_numeric(p: click.Parameter) -> bool:
@@ -123,7 +126,10 @@ def test_every_numeric_option_is_found() -> None:
                      ("capture", "--tpacket-version"), ("read", "-c"), ("send", "-x"), ("send", "-p"),
                      ("send", "-M"), ("send", "-l"), ("send", "--loopdelay-ms"), ("send", "-L"),
                      ("send", "--duration"), ("send", "--stats"), ("gen", "-c"), ("gen", "--size"), ("gen", "-p"),
-                     ("gen", "--flows"), ("gen", "--sport"), ("gen", "--vlan")]:
+                     ("gen", "--flows"), ("gen", "--sport"), ("gen", "--vlan"), ("capture", "--metrics-port"),
+                     ("send", "--metrics-port"), ("gen", "--metrics-port"), ("top", "--metrics-port"),
+                     ("top", "--limit"), ("top", "--workers"), ("top", "-B"), ("capture", "--workers"),
+                     ("compile-filter", "-s")]:
         assert expected in found, expected
 
 

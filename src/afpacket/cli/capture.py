@@ -33,7 +33,7 @@ from ..timestamps import list_lines as timestamp_list_lines
 from ..timestamps import list_types as list_timestamp_types
 from ..tofile import CaptureFile, format_for, open_for
 from . import main
-from .output import MAX_SNAPLEN, PositiveFloat, filter_expression, make_writer, printing_options
+from .output import MAX_SNAPLEN, IntRange, PositiveFloat, filter_expression, make_writer, printing_options
 from .report import LiveStatus, write_stats_json
 
 #: Signals that end a capture cleanly between packets (the file ends with a whole record), as in tcpdump.
@@ -49,24 +49,13 @@ MIN_ROTATE_SECONDS = 0.001
 _MIN_ROTATE_WHY = " (one file per millisecond at most; tcpdump takes whole seconds)"
 
 
-class _Count(click.IntRange):
+class _Count(IntRange):
     """A count option (-c, -W): a whole number from ``min`` up to :data:`~afpacket._check.MAX_COUNT`,
     the most the capture loops (and ``afpacket._check``) take, so a larger one is a usage error naming
-    the option instead of an error from inside the capture; a refused number is quoted short."""
+    the option instead of an error from inside the capture."""
 
     def __init__(self, minimum: int = 1) -> None:
         super().__init__(min=minimum, max=MAX_COUNT)
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        try:
-            return super().convert(value, param, ctx)
-        except click.BadParameter:
-            text = str(value)
-            if len(text) <= 40:
-                raise
-            # click quotes the whole number, which can be hundreds of digits long: one short line instead
-            self.fail(f"{text[:20]}...{text[-8:]} ({len(text)} characters) is not in the range "
-                      f"{self._describe_range()}.", param, ctx)
 
 
 def _timestamp_source(iface: str, tstamp_type: str | None, list_only: bool) -> str | None:
@@ -92,7 +81,7 @@ def metrics_options(f: Any) -> Any:
     """--metrics-port and --metrics-address, shared by capture, send and gen (see afpacket.metrics)."""
     f = click.option("--metrics-address", default="127.0.0.1", show_default=True, metavar="ADDR",
                      help="With --metrics-port: the address to listen on (0.0.0.0 or :: for every address).")(f)
-    return click.option("--metrics-port", type=click.IntRange(0, 65535), metavar="PORT",
+    return click.option("--metrics-port", type=IntRange(0, 65535), metavar="PORT",
                         help="Serve Prometheus metrics (counters read live) on this TCP port, at /metrics; "
                              "needs afpacket[metrics].")(f)
 
@@ -263,16 +252,16 @@ class _Progress:
 @main.command("capture")
 @click.option("-i", "--interface", help="Interface to capture on, or 'any' (default: the first of -D).")
 @click.option("-c", "--count", type=_Count(), help="Exit after this many packets.")
-@click.option("-s", "--snaplen", type=click.IntRange(min=0), default=MAX_SNAPLEN, show_default=True,
+@click.option("-s", "--snaplen", type=IntRange(min=0), default=MAX_SNAPLEN, show_default=True,
               help="Bytes to keep of each packet (0: the maximum, 262144).")
-@click.option("-B", "--buffer-size", "buffer_kib", type=click.IntRange(min=64, max=1 << 30), default=4096,
+@click.option("-B", "--buffer-size", "buffer_kib", type=IntRange(min=64, max=1 << 30), default=4096,
               show_default=True, help="Ring size in KiB (tcpdump's -B); at most half of the memory available "
               "unless --allow-large-ring.")
 @click.option("--allow-large-ring", is_flag=True,
               help="Allocate a -B ring larger than half of MemAvailable (ring memory cannot be swapped).")
 @click.option("--tpacket-version", type=click.Choice(["1", "2", "3"]), default="3", show_default=True,
               help="PACKET_MMAP ring version.")
-@click.option("--block-timeout-ms", type=click.IntRange(min=0, max=65535), default=8, show_default=True,
+@click.option("--block-timeout-ms", type=IntRange(min=0, max=65535), default=8, show_default=True,
               help="V3: how long the kernel may hold a partly filled block.")
 @click.option("-p", "--no-promiscuous-mode", "no_promisc", is_flag=True,
               help="Don't put the interface into promiscuous mode (it is, by default, like tcpdump).")
@@ -312,7 +301,7 @@ class _Progress:
 @click.option("-d", "dump_level", count=True,
               help="Print the compiled filter program and exit: -d readable, -dd as C, -ddd as decimal numbers "
                    "(as tcpdump; see also afpacket compile-filter).")
-@click.option("--workers", type=click.IntRange(min=1, max=1024), default=None,
+@click.option("--workers", type=IntRange(min=1, max=1024), default=None,
               help="Spread the capture over N processes in one PACKET_FANOUT group (needs -w: one file per worker "
                    "with {worker} in the name, else one file merged in timestamp order).")
 @click.option("--fanout", "fanout_mode", type=click.Choice(["hash", "lb", "cpu", "rnd", "rollover", "qm", "cbpf"]),

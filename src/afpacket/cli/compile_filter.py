@@ -12,7 +12,7 @@ import click
 from ..errors import AfPacketError
 from ..filter import MAXIMUM_SNAPLEN, compile_filter, linktype_value
 from . import main
-from .output import filter_expression
+from .output import IntRange, filter_expression
 
 
 @main.command("compile-filter", context_settings={"ignore_unknown_options": False})
@@ -24,7 +24,7 @@ from .output import filter_expression
 @click.option("-d", "level", count=True,
               help="-d: readable (default); -dd: a C array; -ddd: decimal, the count first (as tcpdump).")
 @click.option("-O", "no_optimize", is_flag=True, help="Do not run libpcap's optimiser (as tcpdump -O).")
-@click.option("-s", "--snapshot-length", "snaplen", type=click.IntRange(min=0), default=MAXIMUM_SNAPLEN,
+@click.option("-s", "--snapshot-length", "snaplen", type=IntRange(min=0), default=MAXIMUM_SNAPLEN,
               show_default=True, help="The accepting return value (0 or more than 262144: 262144, as tcpdump).")
 @click.option("-F", "filter_file", metavar="FILE", help="Read the expression from FILE (# starts a comment).")
 @click.option("-y", "--linktype", metavar="LINKTYPE",

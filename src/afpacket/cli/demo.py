@@ -23,6 +23,7 @@ from ..rx import Capture
 from ..savefile.linktype import LINKTYPE_ETHERNET
 from ..testnet import INNER_IP, OUTER_IP, VethPair
 from . import main
+from .output import IntRange
 
 
 def _udp(dst_mac: str, src_mac: str, seq: int, size: int) -> bytes:
@@ -90,9 +91,9 @@ def _run_version(net: VethPair, version: int, frame: bytes, count: int) -> tuple
 
 
 @main.command("demo")
-@click.option("-n", "--count", type=click.IntRange(min=1), default=200_000, show_default=True,
+@click.option("-n", "--count", type=IntRange(min=1), default=200_000, show_default=True,
               help="Frames to send for each ring version.")
-@click.option("--size", type=click.IntRange(min=60, max=1514), default=64, show_default=True)
+@click.option("--size", type=IntRange(min=60, max=1514), default=64, show_default=True)
 def demo_cmd(count: int, size: int) -> None:
     """Send known traffic over a private veth pair and capture it with TPACKET_V1, V2 and V3."""
     try:

@@ -76,6 +76,19 @@ class PositiveFloat(_FloatParam):
         return v + 0.0  # -0.0 becomes 0.0: "0" has one meaning, whichever way it was typed
 
 
+class IntRange(click.IntRange):
+    """click's IntRange, with a refused number quoted short: click quotes the whole text, which can be
+    hundreds of digits long; this gives one readable line naming the option instead."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter:
+            if len(str(value)) <= 40:
+                raise
+            self.fail(f"{_shown(str(value))} is not {self._describe_range()}.", param, ctx)
+
+
 def _shown(value: Any) -> str:
     """The value as an error message quotes it, cut short: one readable line even for 400 digits."""
     text = repr(value)

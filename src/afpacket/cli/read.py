@@ -12,7 +12,7 @@ from ..filter import OfflineFilter
 from ..savefile import Record, describe, open_reader
 from ..savefile.linktype import LINKTYPE_LINUX_SLL2
 from . import main
-from .output import MAX_SNAPLEN, filter_expression, make_writer, printing_options
+from .output import MAX_SNAPLEN, IntRange, filter_expression, make_writer, printing_options
 
 #: libpcap's max_snaplen_for_dlt(): the link types whose packets may be longer than MAX_SNAPLEN
 #: (D-Bus 128 MiB, EBHSCR 8 MiB, USBPcap 1 MiB).
@@ -30,7 +30,7 @@ def file_snaplen(linktype: int | None, snaplen: int) -> int:
 @main.command("read")
 @click.argument("args", nargs=-1, metavar="FILE [EXPRESSION]")
 @click.option("-r", "rfile", metavar="FILE", help="The file to read (tcpdump's habit; or give FILE first).")
-@click.option("-c", "count", type=click.IntRange(min=0), default=None, help="Stop after N matching packets.")
+@click.option("-c", "count", type=IntRange(min=0), default=None, help="Stop after N matching packets.")
 @click.option("--count", "count_only", is_flag=True, help="Print only the number of matching packets.")
 @printing_options
 def read(

@@ -44,7 +44,7 @@ from .capture import metrics_options, start_metrics
 
 if TYPE_CHECKING:
     from ..dissect import LinePrinter
-from .output import PositiveFloat, clock_text
+from .output import IntRange, PositiveFloat, clock_text
 from .report import LiveStatus, write_stats_json
 
 #: With a rate limit, bursts are sized so that the ring is kicked at most this often per second.
@@ -70,7 +70,7 @@ _SLOWEST = 1e-6
 
 
 _version_option = click.option(
-    "--tpacket-version", "version", type=click.IntRange(1, 3), default=2, show_default=True,
+    "--tpacket-version", "version", type=IntRange(1, 3), default=2, show_default=True,
     help="TX ring version (V2 is the best supported; V3 TX needs Linux 4.11).",
 )
 _bypass_option = click.option(
@@ -382,20 +382,20 @@ def _stopped_message(tx: Transmitter, summary: dict[str, Any], error: str) -> st
 # --- gen ----------------------------------------------------------------------------------------------
 @main.command("gen")
 @click.option("-i", "--interface", required=True, help="Interface to send on.")
-@click.option("-c", "--count", type=click.IntRange(min=1), required=True, help="Number of frames to send.")
-@click.option("--size", type=click.IntRange(min=42), default=60, show_default=True,
+@click.option("-c", "--count", type=IntRange(min=1), required=True, help="Number of frames to send.")
+@click.option("--size", type=IntRange(min=42), default=60, show_default=True,
               help="Frame length in bytes, link header included, FCS excluded.")
 @click.option("-p", "--pps", type=PositiveFloat(minimum=_SLOWEST, why=" (one packet in 11.6 days)"),
               help="Rate in packets/s (default: top speed).")
-@click.option("--flows", type=click.IntRange(min=1, max=MAX_FLOWS), default=1, show_default=True,
+@click.option("--flows", type=IntRange(min=1, max=MAX_FLOWS), default=1, show_default=True,
               help=f"Number of flows (at most {MAX_FLOWS:,}): source address and port are incremented per flow.")
 @click.option("--src-mac", callback=_check_mac, help="Source MAC (default: the interface's).")
 @click.option("--dst-mac", default="ff:ff:ff:ff:ff:ff", show_default=True, callback=_check_mac)
 @click.option("--src-ip", default="198.18.0.1", show_default=True, callback=_check_ipv4)
 @click.option("--dst-ip", default="198.18.0.2", show_default=True, callback=_check_ipv4)
-@click.option("--sport", type=click.IntRange(0, 65535), default=1024, show_default=True)
-@click.option("--dport", type=click.IntRange(0, 65535), default=9, show_default=True)
-@click.option("--vlan", type=click.IntRange(0, 4095), help="Add an 802.1Q tag with this VLAN id.")
+@click.option("--sport", type=IntRange(0, 65535), default=1024, show_default=True)
+@click.option("--dport", type=IntRange(0, 65535), default=9, show_default=True)
+@click.option("--vlan", type=IntRange(0, 4095), help="Add an 802.1Q tag with this VLAN id.")
 @_quiet_option
 @_json_option
 @_version_option
@@ -767,14 +767,14 @@ class _Replay:
               help="Replay at this many packets/s.")
 @click.option("-M", "--mbps", type=PositiveFloat(minimum=_SLOWEST, why=" (1 bit/s)"),
               help="Replay at this many megabits/s (frame bytes, no FCS).")
-@click.option("--maxsleep", "maxsleep_ms", type=click.IntRange(1, int(MAX_SECONDS * 1000)), metavar="MS",
+@click.option("--maxsleep", "maxsleep_ms", type=IntRange(1, int(MAX_SECONDS * 1000)), metavar="MS",
               help=f"Sleep at most MS milliseconds between two packets (tcpreplay's --maxsleep). Without it a "
                    f"longer gap is cut to {MAX_GAP * 1000:.0f} ms (one hour) and said once on stderr.")
-@click.option("-l", "--loop", type=click.IntRange(min=0), default=1, show_default=True,
+@click.option("-l", "--loop", type=IntRange(min=0), default=1, show_default=True,
               help="Replay the files N times; 0 loops forever (end with --duration, -L or Ctrl-C).")
-@click.option("--loopdelay-ms", type=click.IntRange(0, int(MAX_SECONDS * 1000)), default=0,
+@click.option("--loopdelay-ms", type=IntRange(0, int(MAX_SECONDS * 1000)), default=0,
               help="Pause between loops, in milliseconds.")
-@click.option("-L", "--limit", type=click.IntRange(min=1), help="Stop after sending this many packets.")
+@click.option("-L", "--limit", type=IntRange(min=1), help="Stop after sending this many packets.")
 @click.option("--duration", type=PositiveFloat(maximum=MAX_SECONDS), help="Stop after this many seconds.")
 @click.option("-K", "--preload-pcap", "preload", is_flag=True,
               help="Read (and rebuild) every packet into memory before sending, so file reading costs no time.")

@@ -25,7 +25,7 @@ from ..talkers import MAX_FLOWS, SNAPLEN, SORT_KEYS, Aggregator, Report, Second,
 from ..talkers import text_report as plain_report
 from . import main
 from .capture import _Stop, fail, metrics_options, start_metrics
-from .output import PositiveFloat
+from .output import IntRange, PositiveFloat
 
 if TYPE_CHECKING:
     from ..group import CaptureGroup
@@ -257,18 +257,18 @@ def _renderable(rep: Report, header: str) -> Any:
 @click.option("-i", "--interface", help="Interface to watch (default: the first of `afpacket list`).")
 @click.option("--sort", "sort_key", type=click.Choice(SORT_KEYS), default="2s", show_default=True,
               help="Order the lists by this average (of bytes), or by the total since the start.")
-@click.option("--limit", type=click.IntRange(min=1, max=10_000), default=10, show_default=True,
+@click.option("--limit", type=IntRange(min=1, max=10_000), default=10, show_default=True,
               help="Rows in each list (flows, hosts, protocols).")
 @click.option("--once", is_flag=True, help="Print one plain-text report after --duration seconds and exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --once: print the report as JSON.")
 @click.option("--duration", type=PositiveFloat(maximum=1e9), help="Stop after this many seconds.")
-@click.option("--workers", type=click.IntRange(min=1, max=1024), default=None,
+@click.option("--workers", type=IntRange(min=1, max=1024), default=None,
               help="Aggregate in N processes of one PACKET_FANOUT group (by flow hash); this one only draws.")
-@click.option("-B", "--buffer-size", "buffer_kib", type=click.IntRange(min=64, max=1 << 30), default=4096,
+@click.option("-B", "--buffer-size", "buffer_kib", type=IntRange(min=64, max=1 << 30), default=4096,
               show_default=True, help="Ring size in KiB (per worker with --workers).")
 @click.option("-p", "--no-promiscuous-mode", "no_promisc", is_flag=True,
               help="Don't put the interface into promiscuous mode.")
-@click.option("--max-flows", type=click.IntRange(min=1, max=10_000_000), default=MAX_FLOWS, show_default=True,
+@click.option("--max-flows", type=IntRange(min=1, max=10_000_000), default=MAX_FLOWS, show_default=True,
               help="Bound on the flows (and hosts) held; the least recently active are evicted beyond it.")
 @metrics_options
 @click.argument("expression", nargs=-1)
