@@ -2,14 +2,14 @@
 
 Command line: the numeric options are found by looking at the commands themselves (``capture``, ``read``,
 ``send``, ``gen``, ``top``, ``compile-filter``: every option whose type is an integer, a float,
-:class:`PositiveFloat` or a choice of numbers), so an option added later is fuzzed too. Each gets values chosen by hypothesis: integers near
-every limit (0, -1, 2^31, 2^32, 2^63, 2^64, 400 digits), floats (nan, inf, -inf, 1e-300, 5e-324, 1e300,
--0.0), and text a user might type ('1.5', '0x10', '1e3', '', ' ', '1_000'). The property: click's parsing
-either accepts the value and hands the command a finite number inside the option's declared range, or
-refuses it with a usage error that names the option; a refused value, run as a whole command, exits with
-status 2 and one ``Error:`` line, never a traceback. Parsing is tested without starting captures
-(``make_context``); a few accepted extremes are then run for real, as subprocesses, on a veth pair in a
-namespace the test makes.
+:class:`PositiveFloat` or a choice of numbers), so an option added later is fuzzed too. Each gets values
+chosen by hypothesis: integers near every limit (0, -1, 2^31, 2^32, 2^63, 2^64, 400 digits), floats (nan, inf,
+-inf, 1e-300, 5e-324, 1e300, -0.0), and text a user might type ('1.5', '0x10', '1e3', '', ' ', '1_000'). The
+property: click's parsing either accepts the value and hands the command a finite number inside the option's
+declared range, or refuses it with a usage error that names the option; a refused value, run as a whole
+command, exits with status 2 and one ``Error:`` line, never a traceback. Parsing is tested without starting
+captures (``make_context``); a few accepted extremes are then run for real, as subprocesses, on a veth pair in
+a namespace the test makes.
 
 API: ``Capture(...)``'s numeric keywords, ``packets()``'s count/duration/timeout, ``Transmitter(...)``,
 ``open_reader``, the writers and the shared checks of ``afpacket._check`` get the same values (and

@@ -411,6 +411,14 @@ def test_frame_bytes(k: ModuleType, version: int) -> None:
 
 
 @pytest.mark.parametrize("version", [1, 2, 3])
+def test_wire_bytes_sums_tp_len_not_the_snapshot(k: ModuleType, version: int) -> None:
+    """The walker's byte count (``afpacket_bytes_total``): the wire lengths, even where the snapshot is cut."""
+    frames = [F(eth(60, 1)), F(eth(100, 2), snap=40, wire=100), F(b"", wire=0), F(eth(14, 3), wire=0xFFFFFFFF)]
+    s = ring_for(version, frames)
+    assert k.wire_bytes(batch_for(k, s)) == 60 + 100 + 0 + 0xFFFFFFFF
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_snaplen_and_frame_end_cut_caplen(k: ModuleType, version: int) -> None:
     mac = default_mac(version)
     big = eth(400, 5)
@@ -985,6 +993,8 @@ def expired_batch(op: str) -> Callable[[ModuleType], Any]:
         b.expire()
         if op == "frame_bytes":
             return k.frame_bytes(b)
+        if op == "wire_bytes":
+            return k.wire_bytes(b)
         if op == "pcap_records":
             return k.pcap_records(b, 0, 2, bytearray(), True)
         if op == "pcapng_records":
@@ -996,7 +1006,8 @@ def expired_batch(op: str) -> Callable[[ModuleType], Any]:
     return run
 
 
-@pytest.mark.parametrize("op", ["frame_bytes", "pcap_records", "pcapng_records", "fill_columns", "packets"])
+@pytest.mark.parametrize("op", ["frame_bytes", "wire_bytes", "pcap_records", "pcapng_records", "fill_columns",
+                                "packets"])
 def test_reading_an_expired_batch_agrees(op: str) -> None:
     """A batch that went back to the kernel: its frames may be rewritten under the reader."""
     agree(expired_batch(op))

@@ -93,6 +93,7 @@ def test_python_capture_served_equals_stats(pair: VethPair) -> None:
     samples = {s.name: s for f in fams.values() for s in f.samples if not s.name.endswith("_created")}
     assert samples["afpacket_packets_total"].labels == {"interface": pair.outer}
     assert samples["afpacket_packets_total"].value == st.packets == 40
+    assert samples["afpacket_bytes_total"].value == 40 * len(frames(pair, 1)[0])  # wire lengths taken
     assert samples["afpacket_received_total"].value == st.received == 40
     assert samples["afpacket_drops_total"].value == st.drops == 0
     assert samples["afpacket_freeze_total"].value == st.freeze_count
@@ -187,6 +188,7 @@ def test_cli_capture_metrics_equal_summary(pair: VethPair, tmp_path: Path) -> No
     assert p.returncode == 0, err
     summary = json.loads(stats.read_text())
     assert value(got, "afpacket_packets_total", interface=pair.outer) == summary["captured"] == 50
+    assert value(got, "afpacket_bytes_total", interface=pair.outer) == 50 * len(frames(pair, 1)[0])
     assert value(got, "afpacket_received_total", interface=pair.outer) == summary["received_by_filter"] == 50
     assert value(got, "afpacket_drops_total", interface=pair.outer) == summary["dropped_by_kernel"] == 0
 
@@ -321,6 +323,7 @@ def test_cli_workers_have_a_worker_label(pair: VethPair, tmp_path: Path) -> None
         assert per[w]["captured"] == counts[w]
         assert value(got, "afpacket_received_total", interface=pair.outer, worker=w) == counts[w]
         assert value(got, "afpacket_drops_total", interface=pair.outer, worker=w) == 0
+        assert value(got, "afpacket_bytes_total", interface=pair.outer, worker=w) == counts[w] * len(frames(pair, 1)[0])
 
 
 @once

@@ -53,7 +53,8 @@ class WorkerReport:
     worker, pickled back), ``error`` (why it failed: the exception and traceback of the callable, or the
     signal that killed it; None when it ended normally), ``exitcode``, and ``complete``: False when the
     worker died before its last report, so its counts are those of its last report (at most
-    :data:`REPORT_INTERVAL` old).
+    :data:`REPORT_INTERVAL` old). ``bytes`` is the wire length (tp_len) summed over the packets the worker
+    took from its ring.
     """
 
     index: int
@@ -61,6 +62,7 @@ class WorkerReport:
     received: int = 0
     drops: int = 0
     handled: int = 0
+    bytes: int = 0
     files: list[str] = field(default_factory=list)
     result: Any = None
     error: str | None = None
@@ -428,12 +430,12 @@ def _exit_text(code: int | None) -> str:
 def _apply(rep: WorkerReport, msg: tuple[Any, ...]) -> None:
     kind = msg[0]
     if kind == "stats":
-        rep.received, rep.drops, rep.handled = msg[1], msg[2], msg[3]
+        rep.received, rep.drops, rep.handled, rep.bytes = msg[1], msg[2], msg[3], msg[4]
     elif kind == "error":
         rep.error = str(msg[1])
     elif kind == "done":
         rep.received, rep.drops, rep.handled = msg[1], msg[2], msg[3]
-        rep.files, rep.result, rep.error = list(msg[4]), msg[5], msg[6]
+        rep.files, rep.result, rep.error, rep.bytes = list(msg[4]), msg[5], msg[6], msg[7]
         rep.complete = True
 
 
@@ -486,6 +488,11 @@ def _worker_body(job: _Job, index: int, conn: Connection, stop_fd: int) -> int:
             raise
     handled = [0]
     send_lock = threading.Lock()
+    walker = cap._ring_walker
+
+    def taken_bytes() -> int:
+        return walker.bytes if walker is not None else 0
+
     done = threading.Event()
     conn.send(("ready", cap.fanout_id or 0))
 
@@ -500,7 +507,8 @@ def _worker_body(job: _Job, index: int, conn: Connection, stop_fd: int) -> int:
             try:
                 with send_lock:
                     st = cap.stats()
-                    conn.send(("stats", st.received, st.drops, out.taken if out is not None else handled[0]))
+                    conn.send(("stats", st.received, st.drops, out.taken if out is not None else handled[0],
+                               taken_bytes()))
             except (AfPacketError, OSError):
                 return
 
@@ -525,10 +533,10 @@ def _worker_body(job: _Job, index: int, conn: Connection, stop_fd: int) -> int:
         st = cap.stats()
     cap.close()
     try:
-        conn.send(("done", st.received, st.drops, handled[0], files, result, error))
+        conn.send(("done", st.received, st.drops, handled[0], files, result, error, taken_bytes()))
     except Exception as e:  # an unpicklable result: say so, keep the counts
         conn.send(("done", st.received, st.drops, handled[0], files, None,
-                   f"worker {index}: its result could not be sent back ({e})"))
+                   f"worker {index}: its result could not be sent back ({e})", taken_bytes()))
         return 1
     return 1 if error else 0
 

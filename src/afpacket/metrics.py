@@ -38,7 +38,8 @@ DEFAULT_ADDRESS: Final = "127.0.0.1"
 #: name → (type, help) of every metric this module serves.
 METRICS: Final[dict[str, tuple[str, str]]] = {
     "afpacket_packets_total": ("counter", "Packets captured (taken from the ring) or sent (taken by the kernel)."),
-    "afpacket_bytes_total": ("counter", "Bytes of the packets sent (link-layer bytes, no FCS)."),
+    "afpacket_bytes_total": ("counter", "Bytes of the packets captured or sent (link-layer length on the wire, "
+                                        "no FCS; a capture counts the full length, not the snapshot)."),
     "afpacket_received_total": ("counter", "Packets the kernel handed to the socket after the filter "
                                            "(received by filter), including those it dropped."),
     "afpacket_drops_total": ("counter", "Packets the kernel dropped because the ring was full."),
@@ -91,6 +92,7 @@ def capture_snapshot(cap: Capture) -> Snapshot:
     used, slots = ring_occupancy(cap)
     return {
         "afpacket_packets_total": walker.taken if walker is not None else st.packets,
+        "afpacket_bytes_total": walker.bytes if walker is not None else 0,
         "afpacket_received_total": st.received,
         "afpacket_drops_total": st.drops,
         "afpacket_freeze_total": st.freeze_count,
@@ -120,6 +122,7 @@ def group_series(group: CaptureGroup) -> list[tuple[dict[str, str], Snapshot]]:
     for rep in group.stats().workers:
         out.append(({"worker": str(rep.index)}, {
             "afpacket_packets_total": rep.handled,
+            "afpacket_bytes_total": rep.bytes,
             "afpacket_received_total": rep.received,
             "afpacket_drops_total": rep.drops,
         }))

@@ -735,6 +735,17 @@ static PyObject *k_frame_bytes(PyObject *m, PyObject *batch) {
     return out;
 }
 
+/* Sum of the packets' wire lengths (tp_len) in the batch: what the walker counts as bytes taken. */
+static PyObject *k_wire_bytes(PyObject *m, PyObject *batch) {
+    (void)m;
+    if (check_batch(batch, "wire_bytes") < 0) return NULL;
+    BatchObject *b = (BatchObject *)batch;
+    const uint8_t *base = b->buf.buf;
+    unsigned long long total = 0;
+    for (Py_ssize_t i = 0; i < b->count; i++) total += rd32(base + b->offs[i] + b->p.off_len);
+    return PyLong_FromUnsignedLongLong(total);
+}
+
 /* One packet as a file stores it (see _kernels_py's docstring): the pieces to copy. */
 typedef struct {
     uint64_t ts_ns;
@@ -1061,6 +1072,7 @@ static PyMethodDef module_methods[] = {
     {"block_batch", (PyCFunction)(void (*)(void))k_block_batch, METH_FASTCALL,
      "V3: Batch(ring, block_headers(ring, first, count, end), end, block), without the list."},
     {"frame_bytes", (PyCFunction)k_frame_bytes, METH_O, "The bytes of every packet of the batch."},
+    {"wire_bytes", (PyCFunction)k_wire_bytes, METH_O, "The sum of the batch's wire lengths (tp_len)."},
     {"pcap_records", (PyCFunction)(void (*)(void))k_pcap_records, METH_FASTCALL, "Append pcap records."},
     {"pcapng_records", (PyCFunction)(void (*)(void))k_pcapng_records, METH_FASTCALL, "Append pcapng EPBs."},
     {"fill_columns", (PyCFunction)(void (*)(void))k_fill_columns, METH_FASTCALL, "Per-packet metadata into arrays."},

@@ -340,6 +340,13 @@ def frame_bytes(batch: Batch) -> list[bytes]:
     return out
 
 
+def wire_bytes(batch: Batch) -> int:
+    """The sum of the batch's wire lengths (tp_len): what the walker counts as bytes taken."""
+    _live(batch, "wire_bytes")
+    u32, off = batch.ring.u32, batch.ring.off_len
+    return sum([u32[(h + off) >> 2] for h in batch.hdrs])
+
+
 def _record(r: RingMemory, h: int, end: int) -> tuple[int, int, bytes, int]:
     """(timestamp ns, wire length, the bytes to store, pkttype) for one packet, as a file should hold
     it (see the module docstring)."""

@@ -57,6 +57,8 @@ class RingWalker:
         #: packets in every batch stepped over so far: compared with the kernel's count of packets
         #: delivered into the ring, it tells whether the ring has been read to the end
         self.taken = 0
+        #: wire bytes (tp_len) of those packets: ``afpacket_bytes_total`` of a capture
+        self.bytes = 0
 
     def step(self) -> Any:
         """The next user-owned batch (the previous one must have been released), or None if the
@@ -84,6 +86,7 @@ class RingWalker:
                 return None
             batch = k.Batch(ring, hdrs, 0, -1)
             self.taken += len(hdrs)
+        self.bytes += k.wire_bytes(batch)
         self.batch = batch
         if self.fixup:
             self._fixup(batch)
