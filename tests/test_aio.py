@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import subprocess
 import time
 from collections.abc import Coroutine
@@ -219,6 +220,40 @@ def test_send_with_back_pressure_sends_exactly_what_was_asked(net: VethPair, loo
     assert out["seen"] == n
     assert rx_packets(net) - before == n  # the other end received every frame
     assert out["ticks"] >= 0.5 * out["elapsed"] / 0.01, out
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_enobufs_push_back_is_retried_without_blocking_the_loop(net: VethPair, loop_kind: str) -> None:
+    """A token bucket with a small byte limit tail-drops: the kernel puts the frame back and answers ENOBUFS.
+    The blocking transmitter sleeps and kicks again; the async one must wait on the loop instead, so a
+    10 ms ticker keeps ticking (no gap of 50 ms) while every frame still arrives once."""
+    n = 3_000
+    frame = udp_frame(net.inner_mac, net.outer_mac, b"e" * 18, dport=PORT, src=net.outer_ip, dst=net.inner_ip)
+    subprocess.run(["tc", "qdisc", "add", "dev", net.outer, "root", "tbf", "rate", "10mbit", "burst", "3kb",
+                    "limit", "3000"], check=True)
+    before = rx_packets(net)
+
+    async def main() -> tuple[afpacket.TransmitStats, list[float], float]:
+        ticks: list[float] = []
+        stop = asyncio.Event()
+        async with afpacket.AsyncTransmitter(net.outer, frame_count=256, batch=64) as tx:
+            tick_task = asyncio.create_task(ticker(ticks, stop))
+            await asyncio.sleep(0)
+            start = time.monotonic()  # the ring is set up (that blocks, once): the sending is what is timed
+            for _ in range(n):
+                await tx.send(frame)
+            await tx.flush()
+            st = tx.stats()
+        stop.set()
+        await tick_task
+        return st, [start, *ticks], time.monotonic() - start
+
+    st, ticks, elapsed = run(loop_kind, main())
+    assert (st.sent, st.failed, st.pending, st.unsent) == (n, 0, 0, 0)
+    assert st.enobufs > 0 and st.retries >= st.enobufs  # the qdisc pushed back, and each was retried
+    assert rx_packets(net) - before == n
+    gaps = [b - a for a, b in itertools.pairwise(ticks)]
+    assert elapsed > 0.1 and max(gaps) < 0.05, (elapsed, max(gaps))
 
 
 @pytest.mark.parametrize("loop_kind", LOOPS)

@@ -295,6 +295,18 @@ def test_once_json_reports_known_flows_and_rates(pair: VethPair, core: str) -> N
     check_report(doc)
 
 
+def test_once_on_any_reports_the_same_flows(pair: VethPair, core: str) -> None:
+    """-i any (SOCK_DGRAM: no link header in the ring): the same flows, hosts and rates as on the device,
+    the bits counting the Ethernet header the kernel took off."""
+    with paced(pair, 6):
+        time.sleep(0.5)
+        r = top("-i", "any", "--once", "--duration", "3", "--json", "udp and net 10.9.0.0/16")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["interface"] == "any"
+    check_report(doc)
+
+
 @pytest.mark.parametrize("core", ["c" if "c" in ring.available() else "python"], indirect=True)
 def test_once_with_fanout_workers(pair: VethPair, core: str) -> None:
     with paced(pair, 6):

@@ -16,9 +16,9 @@ it waits, or while it holds a packet or a batch, loses nothing: the next read go
 packet, and close() hands the batch in hand back. A consumer that always finds a packet ready would
 never give the loop back, so the iteration suspends (``asyncio.sleep(0)``) once every
 :data:`FAIR_SLICE` seconds, before taking the next packet (so a cancellation there loses none).
-``async for`` runs on an async generator (``AsyncCapture._packets``), not a coroutine per packet: handing
-out a packet ready in the current batch is then one C-level generator step (see benchmarks/README.md,
-``bench_async.py``).
+``async for`` runs on the ring kernels' ``async_stream`` (``AsyncCapture.__aiter__``), not a coroutine per
+packet: with the C core, handing out a packet ready in the batch in hand is one ``am_send`` call that
+returns it, with no coroutine or exception object (see benchmarks/README.md, ``bench_async.py``).
 
 :class:`AsyncTransmitter` wraps a :class:`~afpacket.Transmitter`: ``await send(frame)`` copies the frame
 into the next free slot at once, and when the ring is full kicks the kernel and awaits a free slot.
@@ -229,70 +229,36 @@ class AsyncCapture:
     def __aiter__(self) -> AsyncIterator[Packet]:
         """An async iterator over every packet until :meth:`close` or :meth:`stop`: what ``async for``
         uses. Each call gives a new one over the capture's one stream (the position is the capture's); a
-        task cancelled inside ``async for`` starts a new ``async for`` to go on with the next packet."""
+        task cancelled inside ``async for`` starts a new ``async for`` to go on with the next packet.
+
+        The iterator is the ring kernels' ``async_stream``: it hands out the packets of the batch in hand
+        (``st.rest``, the iterator the walk yields from, one shared position, so ``next_packet()``/``anext()``
+        in between go on from the same packet) without a coroutine per packet (the C kernel's has an
+        ``am_send`` slot), and runs :meth:`_slow_next` for the rest: the first packet of every batch, the
+        waits, and the fairness pause every :data:`FAIR_CHECK` packets. Nothing is held between steps: a
+        packet leaves the walk only when handed out, and the walk, the batch in hand and the fairness
+        clock are the capture's, so a cancellation (at the wait, at the pause, or in the consumer's body)
+        loses nothing. The walk clears ``st.rest`` when a batch ends early (close(), a fork): its packets
+        are expired then, and no more is taken from it.
+        """
         self._check()
         self._arm()
-        return self._packets()
+        stream: AsyncIterator[Packet] = self.capture.kernels.async_stream(self._st, self._slow_next, FAIR_CHECK)
+        return stream
 
-    async def _packets(self) -> AsyncIterator[Packet]:
-        """The fast path of ``async for``: an async generator stepping the shared packet walk.
-
-        Why a generator and not ``__anext__``: a coroutine per packet (create, run, finish) cost about as
-        much as the blocking loop's whole per-packet work; an async generator's frame lives across
-        packets, and handing a packet out is a C-level yield (about a third of that). Nothing here holds
-        a packet between steps: a packet leaves the walk only at ``yield``, and the walk, the batch in
-        hand and the fairness clock are the capture's, so a cancellation (at the wait, at the fairness
-        pause, or in the consumer's body) loses nothing and a new iterator continues the stream. The
-        fairness pause comes before the next packet is taken, as in :meth:`__anext__`.
-        """
-        sleep, monotonic = asyncio.sleep, time.monotonic
-        st = self._st
-        budget = FAIR_CHECK
-        while not self._closed:
-            walk = self._packet_walk()
-            for pkt in walk:
-                if pkt is None:  # the walk found nothing ready: await the socket, then step again
-                    await self._readable()
-                    budget = FAIR_CHECK
-                    if self._closed:
-                        return
-                    continue
-                yield pkt
-                budget -= 1
-                if not budget:
-                    budget = FAIR_CHECK
-                    if monotonic() - self._slice_start >= FAIR_SLICE:
-                        await sleep(0)  # let other tasks run; no packet taken yet
-                        self._slice_start = monotonic()
-                # The rest of this batch straight from the iterator the walk yields from (``st.rest``:
-                # one shared position, so next_packet()/anext() in between go on from the same packet),
-                # saving a generator resume per packet. The walk clears st.rest when the batch ends
-                # early (close(), a fork): its packets are expired then, and no more is taken.
-                rest = st.rest
-                if rest is None:
-                    continue
-                for pkt in rest:
-                    yield pkt
-                    budget -= 1
-                    if not budget:
-                        budget = FAIR_CHECK
-                        if monotonic() - self._slice_start >= FAIR_SLICE:
-                            await sleep(0)
-                            self._slice_start = monotonic()
-                    if st.rest is not rest:
-                        break
-            if self._pw is walk:
-                return  # the walk ended: stop() or close() (an error raised out of the loop above)
-            # else batches() ended the packet walk between two packets: go on with a new one, as __anext__ does
-
-    async def __anext__(self) -> Packet:
-        """The next packet, awaiting the ring when none is ready (``await anext(cap)``; ``async for``
-        uses the faster iterator from :meth:`__aiter__`). Several tasks may await it at once."""
+    async def _slow_next(self) -> Packet:
+        """The next packet when the batch in hand has none left (or every FAIR_CHECK packets): first let
+        other tasks run if this reader has kept the loop for FAIR_SLICE (no packet is taken before that,
+        so a cancellation there loses none), then step the walk, awaiting the socket while nothing is ready."""
         if self._closed:
             raise StopAsyncIteration
-        self._budget -= 1
-        if self._budget <= 0:
-            await self._fair()  # before taking a packet: a cancellation here loses none
+        if time.monotonic() - self._slice_start >= FAIR_SLICE:
+            await asyncio.sleep(0)
+            self._slice_start = time.monotonic()
+        return await self._take()
+
+    async def _take(self) -> Packet:
+        """Step the packet walk to its next packet, awaiting readiness while none is ready."""
         walk = self._packet_walk()
         while True:
             try:
@@ -304,6 +270,16 @@ class AsyncCapture:
             await self._readable()
             if self._closed:
                 raise StopAsyncIteration
+
+    async def __anext__(self) -> Packet:
+        """The next packet, awaiting the ring when none is ready (``await anext(cap)``; ``async for``
+        uses the faster iterator from :meth:`__aiter__`). Several tasks may await it at once."""
+        if self._closed:
+            raise StopAsyncIteration
+        self._budget -= 1
+        if self._budget <= 0:
+            await self._fair()  # before taking a packet: a cancellation here loses none
+        return await self._take()
 
     async def next_packet(self, timeout: float | None = None) -> Packet | None:
         """The next packet, or None if none arrived within ``timeout`` seconds.
@@ -487,6 +463,7 @@ class AsyncTransmitter:
     def __init__(self, interface: str, **options: Any) -> None:
         #: the blocking transmitter underneath (its ring, checks and counters)
         self.transmitter = Transmitter(interface, **options)
+        self.transmitter._patient = False  # a pushed-back kick must not sleep on the loop's thread
         self.interface = interface
         self._fd = self.transmitter.fileno()
         #: how many times send() found the ring full and awaited a free slot

@@ -478,6 +478,9 @@ class Transmitter:
         self._unsent_bytes = 0
         self._retries = 0
         self._enobufs = 0
+        #: a pushed-back kick (ENOBUFS, EAGAIN) waits and kicks again here; False (AsyncTransmitter) returns at
+        #: once with the frames still queued, and the event loop waits on its own timers before kicking again
+        self._patient = True
         self._eagain = 0
         #: what happened to the link ("veth0 went down"), once a kick found out
         self._fault: str | None = None
@@ -819,6 +822,9 @@ class Transmitter:
                 queued = self._pending_slots()
                 if not queued:
                     return  # every frame was taken; a blocking kick timed out waiting for completions
+                if not self._patient and not wait:
+                    self._retries += 1  # still queued: the event loop kicks again after its own wait
+                    return
                 now = time.monotonic()
                 if queued != left:  # first answer, or frames left since the last one: the clock restarts
                     left, deadline, delay = queued, now + self.timeout, _BACKOFF_FIRST

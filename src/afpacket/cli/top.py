@@ -43,11 +43,46 @@ def _count_batches(cap: Capture, agg: Aggregator, seconds: float) -> None:
     """Read the ring for ``seconds`` (or until stop()), counting every batch into ``agg``."""
     from ..rx.columns import columns_of
 
+    if cap.sock_type == "dgram":
+        _count_cooked(cap, agg, seconds)
+        return
     kernels = cap.kernels
     frame_bytes = kernels.frame_bytes
     for batch in cap.batches(duration=max(seconds, 0.001)):
         cols = columns_of(kernels, batch)
         agg.add(frame_bytes(batch), cols.timestamp_ns, cols.wire_len, cols.vlan_tci)
+
+
+#: cooked packets counted in one call of Aggregator.add
+COOKED_CHUNK = 256
+ETH_HLEN = 14
+#: ARPHRD_ETHER, ARPHRD_LOOPBACK: devices whose packets had an Ethernet header the cooked socket took off
+_ETHERNET_LIKE = frozenset((1, 772))
+
+
+def _count_cooked(cap: Capture, agg: Aggregator, seconds: float) -> None:
+    """:func:`_count_batches` for a capture without link headers (``-i any``: SOCK_DGRAM, data from the
+    network header). Each packet is given a stand-in Ethernet header: no destination address, the
+    source address the kernel reports, and the EtherType it saw (sll_protocol), so :func:`flow_key`
+    reads it as it reads a frame; its length gets the 14 bytes of the Ethernet header the kernel took
+    off (Ethernet and loopback devices), so rates are those a capture on the device itself shows. Per
+    packet, since the EtherType is not among the ring's columns."""
+    frames: list[bytes] = []
+    stamps: list[int] = []
+    lengths: list[int] = []
+    tags: list[int] = []
+    for pkt in cap.packets(duration=max(seconds, 0.001)):
+        src = pkt.src_addr[:6]
+        frames.append(b"\0" * 6 + src + b"\0" * (6 - len(src)) + pkt.protocol.to_bytes(2, "big")
+                      + bytes(pkt.data[:SNAPLEN]))
+        stamps.append(pkt.timestamp_ns)
+        lengths.append(pkt.wire_len + (ETH_HLEN if pkt.hatype in _ETHERNET_LIKE else 0))
+        tags.append(pkt.vlan_tci)
+        if len(frames) == COOKED_CHUNK:
+            agg.add(frames, stamps, lengths, tags)
+            frames, stamps, lengths, tags = [], [], [], []
+    if frames:
+        agg.add(frames, stamps, lengths, tags)
 
 
 class _Local:
@@ -288,19 +323,17 @@ def top_cmd(
     if once and duration is None:
         raise click.UsageError("--once needs --duration N (the seconds to watch before the report)")
     iface = interface or default_interface()
-    if iface == ANY:
-        fail("top reads Ethernet headers: give a named interface (-i eth0), not 'any'")
-        return
     expr = " ".join(expression) or None
     program: BpfProgram | None = None
     try:
         if expr:
-            program = compile_filter(expr, snaplen=SNAPLEN, interface=iface)
+            dgram = iface == ANY  # no link header on 'any' (SOCK_DGRAM): the program starts at the network header
+            program = compile_filter(expr, dgram=dgram, snaplen=SNAPLEN, interface=None if dgram else iface)
     except AfPacketError as e:
         fail(str(e))
         return
     options: dict[str, Any] = dict(version=3, snaplen=SNAPLEN, buffer_size=buffer_kib * 1024, block_timeout_ms=8,
-                                   promisc=not no_promisc, filter=program)
+                                   promisc=not no_promisc and iface != ANY, filter=program)
     header = f"afpacket top on {iface}" + (f" ({expr})" if expr else "") + (f", {workers} workers" if workers else "")
     source: _Local | _Workers
     try:

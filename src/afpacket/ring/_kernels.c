@@ -1057,6 +1057,223 @@ static PyObject *k_tx_fill(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 }
 
 /* ======================================== module =============================================== */
+/* ---- async_stream: `async for` over the walk without a coroutine per packet ------------------------
+ *
+ * An AsyncStream is its own async iterator, awaitable and awaitable's iterator, with an am_send slot:
+ * `async for` calls am_anext (self), am_await (self), then am_send, which hands back the next packet of
+ * the batch in hand (state.rest, the iterator the walk yields from) as PYGEN_RETURN -- no coroutine,
+ * no StopIteration object. When that iterator is missing or spent, or every `check` packets (so the
+ * slow path can look at the clock and let other tasks run), it calls slow() and runs the coroutine it
+ * returns as a delegate: what the delegate yields (futures) goes up to the task, what it returns is the
+ * next packet, and throw()/close() go down to it, so a cancellation reaches the await it is in. So at
+ * most check - 1 packets in a row come from state.rest. The pure-Python kernel's async_stream is an
+ * async generator with the same steps. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *state;    /* has .rest: the iterator of the batch in hand, or None */
+    PyObject *slow;     /* slow() -> coroutine returning the next packet (or raising StopAsyncIteration) */
+    PyObject *delegate; /* the slow coroutine being run, or NULL */
+    long check, budget;
+    int fresh;          /* an __anext__ began and nothing was sent yet */
+} StreamObject;
+
+static PyObject *str_rest, *str_throw, *str_close;
+
+static int Stream_traverse(StreamObject *s, visitproc visit, void *arg) {
+    Py_VISIT(s->state);
+    Py_VISIT(s->slow);
+    Py_VISIT(s->delegate);
+    return 0;
+}
+
+static int Stream_clear(StreamObject *s) {
+    Py_CLEAR(s->state);
+    Py_CLEAR(s->slow);
+    Py_CLEAR(s->delegate);
+    return 0;
+}
+
+static void Stream_dealloc(StreamObject *s) {
+    PyObject_GC_UnTrack(s);
+    Stream_clear(s);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static PyObject *Stream_self(PyObject *s) {
+    Py_INCREF(s);
+    return s;
+}
+
+static PyObject *Stream_anext(StreamObject *s) {
+    s->fresh = 1;
+    Py_INCREF(s);
+    return (PyObject *)s;
+}
+
+/* Run the delegate one step with `arg`; a finished delegate is dropped. */
+static PySendResult stream_step(StreamObject *s, PyObject *arg, PyObject **result) {
+    PySendResult r = PyIter_Send(s->delegate, arg, result);
+    if (r != PYGEN_NEXT) Py_CLEAR(s->delegate);
+    return r;
+}
+
+static PySendResult Stream_am_send(StreamObject *s, PyObject *arg, PyObject **result) {
+    int fresh = s->fresh;
+    s->fresh = 0;
+    *result = NULL;
+    if (s->delegate != NULL) {
+        if (fresh) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "anext(): the capture's packet stream is already being awaited by another task");
+            return PYGEN_ERROR;
+        }
+        return stream_step(s, arg, result);
+    }
+    if (--s->budget > 0) {
+        PyObject *rest = PyObject_GetAttr(s->state, str_rest);
+        if (rest == NULL) return PYGEN_ERROR;
+        if (rest != Py_None) {
+            iternextfunc next = Py_TYPE(rest)->tp_iternext;
+            PyObject *item = next != NULL ? next(rest) : NULL;
+            Py_DECREF(rest);
+            if (item != NULL) {
+                *result = item;
+                return PYGEN_RETURN;
+            }
+            if (PyErr_Occurred()) {
+                if (!PyErr_ExceptionMatches(PyExc_StopIteration)) return PYGEN_ERROR;
+                PyErr_Clear();
+            }
+        } else {
+            Py_DECREF(rest);
+        }
+    }
+    s->budget = s->check;
+    s->delegate = PyObject_CallNoArgs(s->slow);
+    if (s->delegate == NULL) return PYGEN_ERROR;
+    return stream_step(s, Py_None, result);
+}
+
+/* The same step for callers without am_send (a tracing interpreter uses send() and __next__). */
+static PyObject *stream_call(StreamObject *s, PyObject *arg) {
+    PyObject *result;
+    PySendResult r = Stream_am_send(s, arg, &result);
+    if (r == PYGEN_NEXT) return result;
+    if (r == PYGEN_RETURN) {
+        PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, result);
+        Py_DECREF(result);
+        if (stop != NULL) {
+            PyErr_SetObject(PyExc_StopIteration, stop);
+            Py_DECREF(stop);
+        }
+    }
+    return NULL;
+}
+
+static PyObject *Stream_iternext(StreamObject *s) { return stream_call(s, Py_None); }
+
+static PyObject *Stream_send(StreamObject *s, PyObject *arg) { return stream_call(s, arg); }
+
+static PyObject *Stream_throw(StreamObject *s, PyObject *const *args, Py_ssize_t nargs) {
+    s->fresh = 0;
+    if (s->delegate == NULL) {
+        /* Nothing awaited: raise it here, as a finished coroutine's throw() does. */
+        if (nargs < 1) {
+            PyErr_SetString(PyExc_TypeError, "throw expected at least 1 argument");
+            return NULL;
+        }
+        PyObject *exc = args[0];
+        if (PyExceptionClass_Check(exc)) {
+            exc = nargs > 1 && args[1] != Py_None ? PyObject_CallOneArg(exc, args[1]) : PyObject_CallNoArgs(exc);
+            if (exc == NULL) return NULL;
+        } else {
+            Py_INCREF(exc);
+        }
+        if (!PyExceptionInstance_Check(exc)) {
+            Py_DECREF(exc);
+            PyErr_SetString(PyExc_TypeError, "exceptions must derive from BaseException");
+            return NULL;
+        }
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+        return NULL;
+    }
+    PyObject *meth = PyObject_GetAttr(s->delegate, str_throw);
+    if (meth == NULL) return NULL;
+    PyObject *r = PyObject_Vectorcall(meth, args, (size_t)nargs, NULL);
+    Py_DECREF(meth);
+    if (r == NULL) Py_CLEAR(s->delegate); /* it returned (StopIteration) or raised: either way it is over */
+    return r;
+}
+
+static PyObject *Stream_close(StreamObject *s, PyObject *Py_UNUSED(ignored)) {
+    s->fresh = 0;
+    PyObject *d = s->delegate;
+    if (d == NULL) Py_RETURN_NONE;
+    s->delegate = NULL;
+    PyObject *r = PyObject_CallMethodNoArgs(d, str_close);
+    Py_DECREF(d);
+    return r;
+}
+
+static PyMethodDef Stream_methods[] = {
+    {"send", (PyCFunction)Stream_send, METH_O, "Step the stream (for interpreters that do not use am_send)."},
+    {"throw", (PyCFunction)(void (*)(void))Stream_throw, METH_FASTCALL, "Raise inside the awaited slow path."},
+    {"close", (PyCFunction)Stream_close, METH_NOARGS, "Close the awaited slow path, if any."},
+    {NULL}
+};
+
+static PyAsyncMethods Stream_async = {
+    .am_await = (unaryfunc)Stream_self,
+    .am_aiter = (unaryfunc)Stream_self,
+    .am_anext = (unaryfunc)Stream_anext,
+    .am_send = (sendfunc)Stream_am_send,
+};
+
+static PyTypeObject StreamType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "afpacket.ring._kernels.AsyncStream",
+    .tp_basicsize = sizeof(StreamObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "async for over a walk's batch in hand, with a slow path for waiting (see async_stream).",
+    .tp_dealloc = (destructor)Stream_dealloc,
+    .tp_traverse = (traverseproc)Stream_traverse,
+    .tp_clear = (inquiry)Stream_clear,
+    .tp_as_async = &Stream_async,
+    .tp_iter = (getiterfunc)Stream_self,
+    .tp_iternext = (iternextfunc)Stream_iternext,
+    .tp_methods = Stream_methods,
+};
+
+static PyObject *k_async_stream(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
+    (void)m;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "async_stream(state, slow, check) takes 3 arguments");
+        return NULL;
+    }
+    if (!PyCallable_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "async_stream(): slow must be callable");
+        return NULL;
+    }
+    long check = PyLong_AsLong(args[2]);
+    if (check == -1 && PyErr_Occurred()) return NULL;
+    if (check < 1) {
+        PyErr_SetString(PyExc_ValueError, "async_stream(): check must be at least 1");
+        return NULL;
+    }
+    StreamObject *s = PyObject_GC_New(StreamObject, &StreamType);
+    if (s == NULL) return NULL;
+    Py_INCREF(args[0]);
+    Py_INCREF(args[1]);
+    s->state = args[0];
+    s->slow = args[1];
+    s->delegate = NULL;
+    s->check = s->budget = check;
+    s->fresh = 0;
+    PyObject_GC_Track(s);
+    return (PyObject *)s;
+}
+
 static PyMethodDef module_methods[] = {
     {"packets", (PyCFunction)(void (*)(void))k_packets, METH_FASTCALL, "One packet object per header of the batch."},
     {"new_pool", (PyCFunction)k_new_pool, METH_O, "An (unused) pool: the C core allocates per batch."},
@@ -1072,6 +1289,8 @@ static PyMethodDef module_methods[] = {
     {"block_batch", (PyCFunction)(void (*)(void))k_block_batch, METH_FASTCALL,
      "V3: Batch(ring, block_headers(ring, first, count, end), end, block), without the list."},
     {"frame_bytes", (PyCFunction)k_frame_bytes, METH_O, "The bytes of every packet of the batch."},
+    {"async_stream", (PyCFunction)(void (*)(void))k_async_stream, METH_FASTCALL,
+     "An async iterator over state.rest, calling slow() for the next packet when it has none."},
     {"wire_bytes", (PyCFunction)k_wire_bytes, METH_O, "The sum of the batch's wire lengths (tp_len)."},
     {"pcap_records", (PyCFunction)(void (*)(void))k_pcap_records, METH_FASTCALL, "Append pcap records."},
     {"pcapng_records", (PyCFunction)(void (*)(void))k_pcapng_records, METH_FASTCALL, "Append pcapng EPBs."},
@@ -1089,7 +1308,10 @@ PyMODINIT_FUNC PyInit__kernels(void) {
     if (errors == NULL) return NULL;
     PacketExpiredError = PyObject_GetAttrString(errors, "PacketExpiredError");
     str_release = PyUnicode_InternFromString("release");
-    if (str_release == NULL) return NULL;
+    str_rest = PyUnicode_InternFromString("rest");
+    str_throw = PyUnicode_InternFromString("throw");
+    str_close = PyUnicode_InternFromString("close");
+    if (str_release == NULL || str_rest == NULL || str_throw == NULL || str_close == NULL) return NULL;
     Py_DECREF(errors);
     if (PacketExpiredError == NULL) return NULL;
     /* Linux pkttype -> epb_flags: inbound|unicast, broadcast, multicast, promiscuous; outbound */
@@ -1099,7 +1321,7 @@ PyMODINIT_FUNC PyInit__kernels(void) {
     EPB_FLAGS[2] = 1u | (2u << 2);
     EPB_FLAGS[3] = 1u | (4u << 2);
     EPB_FLAGS[4] = 2u;
-    if (PyType_Ready(&BatchType) < 0 || PyType_Ready(&PacketType) < 0) return NULL;
+    if (PyType_Ready(&BatchType) < 0 || PyType_Ready(&PacketType) < 0 || PyType_Ready(&StreamType) < 0) return NULL;
     PyObject *mod = PyModule_Create(&module);
     if (mod == NULL) return NULL;
     Py_INCREF(&BatchType);

@@ -24,7 +24,8 @@ from __future__ import annotations
 import mmap
 import struct
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from .. import abi
@@ -586,3 +587,35 @@ _U32 = struct.Struct("=I")
 _I32 = struct.Struct("=i")
 #: sockaddr_ll.sll_ifindex .. sll_pkttype (hatype skipped)
 _IFINDEX_PKTTYPE = struct.Struct("=i2xB")
+
+
+# -- async for --------------------------------------------------------------------------------------
+def async_stream(state: Any, slow: Callable[[], Awaitable[Any]], check: int) -> AsyncIterator[Any]:
+    """An async iterator for ``async for`` over a walk: the items of ``state.rest`` (the iterator of the
+    batch in hand) while it has some, at most ``check - 1`` in a row; then ``await slow()``, which waits as
+    needed and returns the next item (or raises StopAsyncIteration: the end). A walk that ends a batch
+    early must exhaust that iterator (the capture's ``cut_current`` does), so nothing more is taken from
+    it. The C kernel's is an object with an ``am_send`` slot (no coroutine per item); this one is an async
+    generator with the same steps.
+    """
+    if not callable(slow):
+        raise TypeError("async_stream(): slow must be callable")
+    if check < 1:
+        raise ValueError("async_stream(): check must be at least 1")
+    return _async_stream(state, slow, check)
+
+
+async def _async_stream(state: Any, slow: Callable[[], Awaitable[Any]], check: int) -> AsyncIterator[Any]:
+    run = check - 1
+    while True:
+        rest = state.rest
+        if rest is not None and run:
+            for item in islice(rest, run):  # C's islice: no per-item count in Python
+                yield item
+            if state.rest is not rest and state.rest is not None:
+                continue  # someone stepped the walk meanwhile (anext, next_packet): its new batch is in hand
+        try:
+            item = await slow()
+        except StopAsyncIteration:  # the end (raised out of an async generator it would be a RuntimeError)
+            return
+        yield item

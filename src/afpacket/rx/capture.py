@@ -285,7 +285,9 @@ def _walk(st: _Walk) -> Generator[Packet | None, None, None]:
                 yield from rest
                 st.current = st.rest = None
     finally:
-        st.current = st.rest = None
+        # Ended mid-batch (closed, an error): end the batch's iterator too, so a reader that took it from
+        # st.rest (AsyncCapture's async_stream) gets nothing more from a batch about to expire.
+        st.cut_current()
 
 
 def _batches(st: _Walk) -> Generator[Batch | None, None, None]:
@@ -332,7 +334,9 @@ def _batches(st: _Walk) -> Generator[Batch | None, None, None]:
                 if st.gone is not None:
                     if st.drained():
                         raise st.link_gone_error()
-                    ready = wait(DRAIN_POLL_MS)
+                    # what is left arrives on no schedule: look again every DRAIN_POLL_MS, or sooner when the
+                    # reader asked for less (poll_ms 0: an event loop's walk, which waits on its own timer)
+                    ready = wait(min(DRAIN_POLL_MS, st.idle_timeout_ms()))
                 else:
                     try:
                         ready = wait(st.idle_timeout_ms())
