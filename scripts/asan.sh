@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The C ring kernels under AddressSanitizer: a copy of the tree, the extension built with
-# -fsanitize=address, and the kernel tests (synthetic rings and the fuzz test, comparing both cores)
+# -fsanitize=address, and the kernel tests (synthetic rings and the fuzz test, comparing both cores;
+# async_stream driven by asyncio)
 # run against it with libasan preloaded. Any read outside a buffer aborts the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,4 +17,4 @@ asan="$(gcc -print-file-name=libasan.so)"
 cd "$work"
 # CPython's own allocations are not ours to check for leaks; memory errors are.
 LD_PRELOAD="$asan" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 PYTHONPATH="$work/src" AFPACKET_REQUIRE_EXTENSIONS=1 \
-  python3 -m pytest -q -p no:cacheprovider tests/test_kernels.py "$@"
+  python3 -m pytest -q -p no:cacheprovider tests/test_kernels.py tests/test_async_stream.py "$@"

@@ -10,6 +10,8 @@ the same moments, pass a cancellation down into the awaited ``slow``, and refuse
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import itertools
 import sys
 from collections.abc import Iterator
@@ -283,3 +285,38 @@ def test_bad_arguments(k: ModuleType) -> None:
         k.async_stream(State(), 3, 10)
     with pytest.raises(ValueError, match="check must be at least 1"):
         k.async_stream(State(), Slow(State(), []), 0)
+
+
+def test_no_reference_is_leaked(k: ModuleType) -> None:
+    """A thousand streams run to the end, cancelled, or dropped mid-wait leave the state, the slow path and
+    the items with the references they had (a leaked reference in the C object would show here)."""
+    item = object()
+    st = State()
+
+    async def slow() -> object:
+        await asyncio.sleep(0)
+        for x in st.rest or ():  # the walk's next item, as the capture's slow path takes it
+            return x
+        raise StopAsyncIteration
+
+    async def main() -> None:
+        for i in range(1000):
+            st.rest = iter([item] * 5)
+            stream = k.async_stream(st, slow, 3)
+            if i % 3 == 0:
+                assert [x async for x in stream] == [item] * 5
+            elif i % 3 == 1:
+                task = asyncio.create_task(anext_of(stream))
+                await asyncio.sleep(0)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await task
+            else:
+                await anext_of(stream)
+            del stream
+
+    before = (sys.getrefcount(item), sys.getrefcount(st), sys.getrefcount(slow))
+    asyncio.run(main())
+    st.rest = None
+    gc.collect()
+    assert (sys.getrefcount(item), sys.getrefcount(st), sys.getrefcount(slow)) == before
