@@ -5,6 +5,7 @@ commands' summaries, over veth pairs the tests make."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -173,6 +174,29 @@ def _wait_for(port: int, name: str, want: float, timeout: float = 10.0, **labels
         if value(got, name, **labels) >= want or time.monotonic() > deadline:
             return got
         time.sleep(0.1)
+
+
+@once
+def test_port_0_prints_the_port_the_kernel_picked(pair: VethPair, tmp_path: Path) -> None:
+    p = subprocess.Popen([*AFPACKET, "capture", "-i", pair.outer, "--metrics-port", "0", "-w", str(tmp_path / "z.pcap"),
+                          "udp"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stderr is not None
+        lines = []
+        while not any("capturing on" in ln for ln in lines):  # the metrics line comes first
+            lines.append(p.stderr.readline())
+            assert lines[-1], lines
+        announce = re.compile(r"afpacket: metrics at http://127\.0\.0\.1:(\d+)/metrics\n")
+        found = [m for ln in lines if (m := announce.fullmatch(ln))]
+        assert len(found) == 1, lines
+        port = int(found[0][1])
+        pair.send(frames(pair, 5))
+        got = _wait_for(port, "afpacket_packets_total", 5, interface=pair.outer)
+        assert value(got, "afpacket_packets_total", interface=pair.outer) == 5
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=20)
+    assert p.returncode == 0
 
 
 def test_cli_capture_metrics_equal_summary(pair: VethPair, tmp_path: Path) -> None:

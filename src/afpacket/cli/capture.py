@@ -82,8 +82,8 @@ def metrics_options(f: Any) -> Any:
     f = click.option("--metrics-address", default="127.0.0.1", show_default=True, metavar="ADDR",
                      help="With --metrics-port: the address to listen on (0.0.0.0 or :: for every address).")(f)
     return click.option("--metrics-port", type=IntRange(0, 65535), metavar="PORT",
-                        help="Serve Prometheus metrics (counters read live) on this TCP port, at /metrics; "
-                             "needs afpacket[metrics].")(f)
+                        help="Serve Prometheus metrics (counters read live) on this TCP port, at /metrics "
+                             "(0: any free port, printed on stderr); needs afpacket[metrics].")(f)
 
 
 def start_metrics(port: int | None, address: str, source: Any, labels: dict[str, str] | None = None) -> Any:
@@ -93,7 +93,11 @@ def start_metrics(port: int | None, address: str, source: Any, labels: dict[str,
         return None
     from ..metrics import serve
 
-    return serve(port, address, source, labels=labels)
+    server = serve(port, address, source, labels=labels)
+    if port == 0:  # the kernel picked the port: say which
+        host = f"[{server.address}]" if ":" in server.address else server.address
+        click.echo(f"afpacket: metrics at http://{host}:{server.port}/metrics", err=True)
+    return server
 
 
 def fail(message: str) -> None:
