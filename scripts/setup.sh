@@ -7,7 +7,7 @@ if ! command -v trafgen >/dev/null || ! command -v tshark >/dev/null || ! comman
    || ! command -v tcpdump >/dev/null || ! command -v gcc >/dev/null || ! command -v ip >/dev/null \
    || ! command -v dnsmasq >/dev/null || ! command -v dig >/dev/null || ! command -v dhclient >/dev/null \
    || ! command -v ntpdig >/dev/null || ! command -v lldpd >/dev/null || ! command -v curl >/dev/null \
-   || ! command -v openssl >/dev/null || ! command -v ssh >/dev/null \
+   || ! command -v openssl >/dev/null || ! command -v ssh >/dev/null || ! command -v java >/dev/null \
    || [ ! -e /usr/include/linux/if_packet.h ] || ! ldconfig -p | grep -q 'libpcap\.so' \
    || [ ! -e "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" ]; then
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
@@ -15,7 +15,8 @@ if ! command -v trafgen >/dev/null || ! command -v tshark >/dev/null || ! comman
   apt-get install -y -qq --no-install-recommends \
     tcpdump netsniff-ng tcpreplay tshark iproute2 gcc libc6-dev linux-libc-dev libpcap-dev util-linux procps \
     python3-dev \
-    dnsmasq-base bind9-dnsutils isc-dhcp-client ntpsec-ntpdig lldpd curl openssl openssh-client >/dev/null
+    dnsmasq-base bind9-dnsutils isc-dhcp-client ntpsec-ntpdig lldpd curl openssl openssh-client \
+    default-jre-headless >/dev/null
 fi
 pip_install() { python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore "$@"; }
 # The C ring kernels are built by pip from setup.py (gcc + the Python headers above); without them the

@@ -32,6 +32,8 @@ MODULES = [
     "afpacket.errors",
     "afpacket.fanout",
     "afpacket.filter",
+    "afpacket.flows.communityid",
+    "afpacket.flows.export",
     "afpacket.group",
     "afpacket.geometry",
     "afpacket.interfaces",

@@ -25,7 +25,7 @@ def main(ctx: click.Context) -> None:
 
 def _register() -> None:
     # Each subcommand lives in its own module; importing it adds it to the group.
-    from . import capture, compile_filter, demo, read, send, top  # noqa: F401
+    from . import capture, compile_filter, demo, flows, read, send, top  # noqa: F401
 
 
 _register()

@@ -284,8 +284,11 @@ class _Progress:
 @click.option("-y", "--linktype", "dlt", metavar="TYPE", help="Link type to record (see -L): LINUX_SLL2 or "
               "LINUX_SLL for 'any'.")
 @click.option("-w", "--write", "write_path", metavar="FILE", help="Write packets to FILE ('-' for stdout).")
-@click.option("--format", "fmt", type=click.Choice(["pcap", "pcapng"]), default=None,
-              help="Savefile format for -w (default: from FILE's extension, .pcapng → pcapng, else pcap).")
+@click.option("--format", "fmt", type=click.Choice(["pcap", "pcapng", "parquet"]), default=None,
+              help="Format for -w (default: from FILE's extension, .pcapng → pcapng, .parquet → parquet, else "
+                   "pcap). parquet: one row per packet (time, lengths, 5-tuple, VLAN, rxhash, pkttype, ifindex).")
+@click.option("--payload-bytes", type=IntRange(min=0, max=65535), default=0, show_default=True,
+              help="With --format parquet: keep each packet's first N bytes in a data column.")
 @click.option("-U", "--packet-buffered", is_flag=True,
               help="Flush each packet: to the -w file, or each printed line to stdout.")
 @click.option("-C", "file_size_mb", type=PositiveFloat(minimum=MIN_FILE_SIZE / 1e6, why=_MIN_FILE_WHY, maximum=1e12),
@@ -321,7 +324,8 @@ def capture_cmd(
     tpacket_version: str,
     tstamp_type: str | None, list_tstamps: bool,
     block_timeout_ms: int, no_promisc: bool, direction: str, duration: float | None, list_only: bool,
-    list_dlts: bool, dlt: str | None, write_path: str | None, fmt: str | None, packet_buffered: bool,
+    list_dlts: bool, dlt: str | None, write_path: str | None, fmt: str | None, payload_bytes: int,
+    packet_buffered: bool,
     file_size_mb: float | None, rotate_seconds: float | None, file_count: int | None, print_too: bool,
     stats_json: str | None, drop_user: str | None,
     expression: tuple[str, ...], numeric: int, link: bool, quiet: bool, verbose: int,
@@ -372,6 +376,14 @@ def capture_cmd(
     if write_path is None and (file_size_mb or rotate_seconds or file_count):
         fail("-C, -G and -W apply to a capture file: add -w FILE")
         return
+    parquet = fmt == "parquet" or (fmt is None and write_path is not None and write_path.lower().endswith(".parquet"))
+    if parquet:
+        if write_path is None or write_path == "-":
+            raise click.UsageError("--format parquet writes a file: give -w FILE.parquet (not stdout)")
+        if file_size_mb or rotate_seconds or file_count or workers is not None:
+            raise click.UsageError("--format parquet writes one file: -C, -G, -W and --workers are for pcap/pcapng")
+    elif payload_bytes:
+        raise click.UsageError("--payload-bytes goes with --format parquet")
     if drop_user is not None:
         problem = _drop_problem(drop_user, write_path, bool(file_size_mb or rotate_seconds), stats_json)
         if problem:
@@ -448,8 +460,17 @@ def capture_cmd(
     cooked = 1 if linktype == LINKTYPE_LINUX_SLL else 2
     if dgram:
         cap._ring.set_cooked(cooked)  # printed lines and file records get the same cooked header
-    out: CaptureFile | None = None
-    if write_path is not None:
+    out: Any = None  # a CaptureFile, or a ColumnFile for --format parquet
+    if write_path is not None and parquet:
+        try:
+            from ..tocolumns import ColumnFile
+
+            out = ColumnFile(write_path, payload_bytes=payload_bytes)
+        except AfPacketError as e:
+            cap.close()
+            fail(str(e))
+            return
+    elif write_path is not None:
         try:
             out = open_for(
                 cap, write_path, format_for(write_path, fmt),
