@@ -51,7 +51,7 @@ if os.environ.get("AFPACKET_NO_EXTENSIONS", "") in ("", "0"):
     ext_modules.append(
         Extension(
             "afpacket.ring._kernels",
-            sources=["src/afpacket/ring/_kernels.c"],
+            sources=["src/afpacket/ring/_kernels.c", "src/afpacket/flows/_table.c"],
             extra_compile_args=CFLAGS,
             extra_link_args=LDFLAGS,
         )

@@ -103,14 +103,15 @@ class FlowTable:
         e = table.get(key)
         if e is not None:
             close = e[_CLOSE]
+            # the same order as expire(): idle, then a TCP close past its grace (or a new SYN), then active
             if ts_ns - e[_LAST] >= self.idle_ns:  # type: ignore[operator]
                 self._end(key, e, "idle")
                 e = None
-            elif ts_ns - e[_TS] >= self.active_ns:  # type: ignore[operator]
-                self._end(key, e, "active")
-                e = None
             elif close is not None and (ts_ns >= close or (flags & (_SYN | _ACK)) == _SYN):  # type: ignore[operator]
                 self._end(key, e, str(e[_WHY]))
+                e = None
+            elif ts_ns - e[_TS] >= self.active_ns:  # type: ignore[operator]
+                self._end(key, e, "active")
                 e = None
         if e is None:
             if len(table) >= self.max_flows:

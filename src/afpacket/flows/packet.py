@@ -85,6 +85,8 @@ def _ipv4(d: bytes, o: int, vlan: int) -> Fields | None:
     if d[o] >> 4 != 4:
         return None
     ihl = (d[o] & 15) * 4
+    if ihl < 20:  # a header length below 5 words: not a valid IPv4 header
+        return None
     total = d[o + 2] << 8 | d[o + 3]
     proto = d[o + 9]
     src, dst = d[o + 12:o + 16], d[o + 16:o + 20]

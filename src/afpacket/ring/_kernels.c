@@ -1299,6 +1299,8 @@ static PyMethodDef module_methods[] = {
     {NULL}
 };
 
+extern int afp_flowtable_register(PyObject *module); /* flows/_table.c */
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "afpacket.ring._kernels", "The ring kernels in C (see _kernels_py.py).", -1, module_methods,
 };
@@ -1329,7 +1331,8 @@ PyMODINIT_FUNC PyInit__kernels(void) {
     if (PyModule_AddObject(mod, "Batch", (PyObject *)&BatchType) < 0
         || PyModule_AddObject(mod, "PacketBase", (PyObject *)&PacketType) < 0
         || PyModule_AddStringConstant(mod, "IMPLEMENTATION", "c") < 0
-        || PyModule_AddStringConstant(mod, "EXPIRED", EXPIRED) < 0) {
+        || PyModule_AddStringConstant(mod, "EXPIRED", EXPIRED) < 0
+        || afp_flowtable_register(mod) < 0) {
         Py_DECREF(mod);
         return NULL;
     }
