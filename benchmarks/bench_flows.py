@@ -94,7 +94,8 @@ def make_pcap(path: str, packets: int, flows: int, seed: int = 12) -> None:
     for i in range(flows):
         v6 = i % 10 == 9
         if v6:
-            a, b = socket.inet_pton(socket.AF_INET6, f"fd00::{i + 1:x}"), socket.inet_pton(socket.AF_INET6, "fd01::1")
+            a = socket.inet_pton(socket.AF_INET6, f"fd00::{(i + 1) >> 16:x}:{(i + 1) & 0xFFFF:x}")
+            b = socket.inet_pton(socket.AF_INET6, "fd01::1")
         else:
             a, b = struct.pack("!I", 0x0A000000 + i + 1), struct.pack("!I", 0xAC100000 + (i % 4096) + 1)
         kind = "tcp" if i % 20 < 14 else "udp" if i % 20 < 19 else "icmp"

@@ -216,3 +216,36 @@ def test_bad_arguments() -> None:
         FlowMeter(max_flows=0)
     with pytest.raises(TypeError, match="sensor"):
         FlowMeter(sensor=3)  # type: ignore[arg-type]
+
+
+def test_add_file_reads_pcap_in_place_pcapng_by_record_and_filters(tmp_path: pytest.TempPathFactory) -> None:
+    from afpacket.errors import SavefileError
+    from afpacket.savefile import PcapngWriter, PcapWriter
+
+    pkts = [(T0 + i * 1000, eth4("10.8.0.1", "10.8.0.2", 17 if i % 2 else 6,
+                                 udp(1, 2, b"x" * i) if i % 2 else tcp(3, 4, "A"))) for i in range(50)]
+    pcap, pcapng = tmp_path / "a.pcap", tmp_path / "a.pcapng"  # type: ignore[operator]
+    with PcapWriter(pcap, nanosecond=True) as w:
+        for ts, d in pkts:
+            w.write(ts, d)
+    with PcapngWriter(pcapng) as w2:
+        w2.add_interface("eth0")
+        for ts, d in pkts:
+            w2.write(ts, d)
+    want = meter_records([(ts, d, 1) for ts, d in pkts])
+    for path, expr in ((pcap, None), (pcapng, None)):
+        m = FlowMeter()
+        assert m.add_file(path, expr) == 50
+        m.finish()
+        assert m.take() == want
+    m = FlowMeter()
+    assert m.add_file(pcap, "udp") == 25
+    m.finish()
+    assert [r.proto for r in m.take()] == ["udp"]
+    # cut inside the last record: what came before is metered, then the error says where and how many
+    cut = tmp_path / "cut.pcap"  # type: ignore[operator]
+    cut.write_bytes(pcap.read_bytes()[:-10])
+    m = FlowMeter()
+    with pytest.raises(SavefileError, match="truncated record at byte .* 49 records before it"):
+        m.add_file(cut)
+    assert m.stats().packets == 49

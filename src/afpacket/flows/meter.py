@@ -49,6 +49,9 @@ MAX_FLOWS: Final = 1_000_000
 _NS: Final = 1_000_000_000
 #: pcap records the table counts per call of add_pcap (between two, finished records are handed on)
 PCAP_CHUNK: Final = 65536
+#: bytes of a mapped file asked for ahead of the walk (MADV_WILLNEED)
+READ_AHEAD: Final = 64 << 20
+_PAGE_MASK: Final = mmap.PAGESIZE - 1
 #: pcap magic -> (big endian, ns per fraction unit)
 _PCAP_MAGICS: Final = {b"\xd4\xc3\xb2\xa1": (False, 1000), b"\xa1\xb2\xc3\xd4": (True, 1000),
                        b"\x4d\x3c\xb2\xa1": (False, 1), b"\xa1\xb2\x3c\x4d": (True, 1)}
@@ -148,36 +151,51 @@ class FlowMeter:
 
     def _add_pcap_mapped(self, path: str | os.PathLike[str]) -> int | None:
         """:meth:`add_file` for a pcap file, through the table's ``add_pcap``; None when ``path`` is not a
-        pcap file that can be mapped (pcapng, a pipe, an empty file), to be read record by record."""
+        pcap file that can be mapped (pcapng, a pipe, an empty file), to be read record by record. Only the
+        opening may fall back: once records were counted, an error is raised, never a second reading."""
         try:
-            with open(path, "rb") as f:
-                head = f.read(24)
-                if len(head) < 24:
-                    return None
-                magic = head[:4]
-                order = _PCAP_MAGICS.get(magic)
-                if order is None:
-                    return None
-                big, frac_ns = order
-                linktype = int.from_bytes(head[20:24], "big" if big else "little") & 0x03FFFFFF
-                # MAP_POPULATE: the file's pages are read in one go, not faulted in one by one (1.7x faster)
-                flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
-                with mmap.mmap(f.fileno(), 0, flags=flags, prot=mmap.PROT_READ) as m:
-                    off, total = 24, 0
-                    while True:
-                        n: int
-                        off, n = self.table.add_pcap(m, off, linktype, frac_ns, big, PCAP_CHUNK)
-                        total += n
-                        self._publish()
-                        if n < PCAP_CHUNK:
-                            break
-                    if off != len(m):
-                        from ..errors import SavefileError
-
-                        raise SavefileError(f"{os.fspath(path)}: truncated record at byte {off}")
-                    return total
+            f = open(path, "rb")  # noqa: SIM115 - closed below
         except (OSError, ValueError):
             return None
+        with f:
+            head = f.read(24)
+            order = _PCAP_MAGICS.get(head[:4]) if len(head) == 24 else None
+            if order is None:
+                return None
+            big, frac_ns = order
+            linktype = int.from_bytes(head[20:24], "big" if big else "little") & 0x03FFFFFF
+            try:
+                m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):  # not a regular file (a pipe, a device)
+                return None
+            with m:
+                return self._walk_mapped(m, os.fspath(path), linktype, frac_ns, big)
+
+    def _walk_mapped(self, m: mmap.mmap, name: str, linktype: int, frac_ns: int, big: bool) -> int:
+        # Read ahead of the walk and drop what it has passed: the pages come in large sequential reads (not
+        # faulted in one by one), and the mapping holds about a window of the file (the page cache keeps the
+        # file; this process's resident set does not).
+        m.madvise(mmap.MADV_SEQUENTIAL)
+        size = len(m)
+        off, total, dropped = 24, 0, 0
+        while True:
+            ahead = off & ~_PAGE_MASK
+            m.madvise(mmap.MADV_WILLNEED, ahead, min(READ_AHEAD, size - ahead))
+            n: int
+            off, n = self.table.add_pcap(m, off, linktype, frac_ns, big, PCAP_CHUNK)
+            total += n
+            done = off & ~_PAGE_MASK
+            if done > dropped:
+                m.madvise(mmap.MADV_DONTNEED, dropped, done - dropped)
+                dropped = done
+            self._publish()
+            if n < PCAP_CHUNK:
+                break
+        if off != size:
+            from ..errors import SavefileError
+
+            raise SavefileError(f"{name}: truncated record at byte {off} (the {total} records before it were metered)")
+        return total
 
     # -- ending ----------------------------------------------------------------------------------------
     def expire(self, now_ns: int) -> None:
