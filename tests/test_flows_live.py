@@ -174,3 +174,46 @@ def test_live_command_meters_the_traffic(pair: VethPair, server: None, core: str
     assert [(r["orig_pkts"], r["resp_pkts"]) for r in recs if r["proto"] == "udp"] == [(5, 5)]
     assert all(r["ifindex"] > 0 and r["end_reason"] in ("fin", "end") for r in recs), recs
     assert "0 dropped by kernel" in err
+
+
+def test_crafted_frames_over_the_veth_vlans_timeouts_and_resets(pair: VethPair, core: str) -> None:
+    """Known frames sent over the veth and metered live in this process (the core's table): both directions
+    merged, the tag the kernel strips read from the ring's metadata, an idle gap splitting a flow, a reset
+    ending one, and the interface index of the capture."""
+    import socket
+    import struct
+
+    from conftest import ether, udp_frame
+    from test_flows import eth4, tcp
+
+    a, b = pair.outer_mac, pair.inner_mac
+
+    def tagged(vid: int, frame: bytes) -> bytes:
+        return ether(frame[:6], frame[6:12], 0x8100, struct.pack("!H", vid) + frame[12:])
+
+    fwd = udp_frame(a, b, b"q" * 30, sport=4000, dport=53, src="10.9.9.1", dst="10.9.9.2")
+    back = udp_frame(a, b, b"r" * 60, sport=53, dport=4000, src="10.9.9.2", dst="10.9.9.1")
+    syn = bytes.fromhex(a.replace(":", "")) + bytes.fromhex(b.replace(":", "")) + eth4("10.9.9.3", "10.9.9.4", 6,
+                                                                                  tcp(5000, 22, "S"))[12:]
+    rst = bytes.fromhex(a.replace(":", "")) + bytes.fromhex(b.replace(":", "")) + eth4("10.9.9.4", "10.9.9.3", 6,
+                                                                                  tcp(22, 5000, "RA"))[12:]
+    meter = FlowMeter(idle_timeout=1.0)
+    with afpacket.Capture(pair.outer, filter="udp or tcp or (vlan and udp)", block_timeout_ms=5) as cap:
+        pair.send([fwd, back, fwd, tagged(42, fwd), tagged(42, back), syn, rst])
+        time.sleep(1.5)  # longer than the idle timeout: the next packet of the first flow starts a new one
+        pair.send([fwd])
+        for batch in cap.batches(timeout=0.5):
+            cols = afpacket.rx.columns.columns_of(cap.kernels, batch)
+            meter.add_frames(cap.kernels.frame_bytes(batch), cols.timestamp_ns, cols.vlan_tci, cols.ifindex)
+    meter.finish()
+    recs = sorted(meter.take(), key=lambda r: (r.ts, r.vlan))
+    got = [(r.proto, r.vlan, r.orig_h, r.orig_pkts, r.resp_pkts, r.orig_bytes, r.resp_bytes, r.end_reason)
+           for r in recs]
+    assert got == [
+        ("udp", 0, "10.9.9.1", 2, 1, 60, 60, "idle"),
+        ("udp", 42, "10.9.9.1", 1, 1, 30, 60, "idle"),
+        ("tcp", 0, "10.9.9.3", 1, 1, 0, 0, "rst"),
+        ("udp", 0, "10.9.9.1", 1, 0, 30, 0, "end"),
+    ]
+    assert all(r.ifindex == socket.if_nametoindex(pair.outer) for r in recs)
+    assert recs[2].history == "Sr"

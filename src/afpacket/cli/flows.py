@@ -112,7 +112,8 @@ def _worker(cap: Capture, index: int, *, fmt: str, out: str, sensor: str, roll_s
 @main.command("flows")
 @click.option("-i", "--interface", help="Interface to meter live (default: the first of `afpacket list`).")
 @click.option("-r", "--read", "files", multiple=True, metavar="FILE",
-              help="Meter pcap/pcapng files instead (repeat for several, read in order).")
+              help="Meter pcap/pcapng files instead, read in order: -r A B C (the files after -r, up to the "
+                   "first word that is not a file, which starts the filter), or -r A -r B.")
 @click.option("--out", "out", metavar="DIR|FILE|-",
               help="Where records go: a directory for parquet (a hive-partitioned dataset), a file or - "
                    "(stdout) for arrow, jsonl and csv. Default: - with jsonl.")
@@ -148,6 +149,13 @@ def flows_cmd(
     (end_reason "end") and the summary printed."""
     stop = _Stop()
     stop.install()
+    if files:
+        # `-r a.pcap b.pcap 'tcp'`: the files named right after -r (existing regular files) are read too; the
+        # first word that is not one starts the filter expression
+        more = list(expression)
+        while more and os.path.isfile(more[0]):
+            files += (more.pop(0),)
+        expression = tuple(more)
     if files and interface:
         raise click.UsageError("give -i IFACE (live) or -r FILE (offline), not both")
     if files and (workers or duration is not None or count is not None):

@@ -396,8 +396,10 @@ static int count(FlowTableObject *t, int64_t ts, const Fields *f, int64_t ifinde
     if (s != NIL) {
         Entry *e = &t->e[s];
         int why = W_NONE;
-        if ((wide)ts - e->last >= t->idle_ns) why = W_IDLE;
-        else if (e->why != W_NONE && (closed_by(t, e, ts) || (f->flags & (F_SYN | F_ACK)) == F_SYN)) why = e->why;
+        /* a TCP flow already closed ends by its FIN/RST (past its grace, idle, or at a new SYN); then idle, active */
+        int idle = (wide)ts - e->last >= t->idle_ns;
+        if (e->why != W_NONE && (idle || closed_by(t, e, ts) || (f->flags & (F_SYN | F_ACK)) == F_SYN)) why = e->why;
+        else if (idle) why = W_IDLE;
         else if ((wide)ts - e->ts >= t->active_ns) why = W_ACTIVE;
         if (why != W_NONE) {
             if (end_entry(t, s, why) < 0) return -1;
@@ -452,8 +454,9 @@ static int expire(FlowTableObject *t, int64_t now) {
         Entry *e = &t->e[s];
         uint32_t next = e->next;
         int why = W_NONE;
-        if ((wide)now - e->last >= t->idle_ns) why = W_IDLE;
-        else if (e->why != W_NONE && closed_by(t, e, now)) why = e->why;
+        int idle = (wide)now - e->last >= t->idle_ns;
+        if (e->why != W_NONE && (idle || closed_by(t, e, now))) why = e->why;
+        else if (idle) why = W_IDLE;
         else if ((wide)now - e->ts >= t->active_ns) why = W_ACTIVE;
         if (why != W_NONE && end_entry(t, s, why) < 0) return -1;
         s = next;

@@ -103,12 +103,14 @@ class FlowTable:
         e = table.get(key)
         if e is not None:
             close = e[_CLOSE]
-            # the same order as expire(): idle, then a TCP close past its grace (or a new SYN), then active
-            if ts_ns - e[_LAST] >= self.idle_ns:  # type: ignore[operator]
-                self._end(key, e, "idle")
-                e = None
-            elif close is not None and (ts_ns >= close or (flags & (_SYN | _ACK)) == _SYN):  # type: ignore[operator]
+            # the same order as expire(): a TCP flow already closed ends by its FIN/RST (past its grace, idle,
+            # or at a new SYN), then idle, then active
+            idle = ts_ns - e[_LAST] >= self.idle_ns  # type: ignore[operator]
+            if close is not None and (idle or ts_ns >= close or (flags & (_SYN | _ACK)) == _SYN):  # type: ignore[operator]
                 self._end(key, e, str(e[_WHY]))
+                e = None
+            elif idle:
+                self._end(key, e, "idle")
                 e = None
             elif ts_ns - e[_TS] >= self.active_ns:  # type: ignore[operator]
                 self._end(key, e, "active")
@@ -175,10 +177,11 @@ class FlowTable:
         ended: list[tuple[Key, list[object], str]] = []
         for key, e in self._table.items():
             close = e[_CLOSE]
-            if now_ns - e[_LAST] >= idle:  # type: ignore[operator]
-                ended.append((key, e, "idle"))
-            elif close is not None and now_ns >= close:  # type: ignore[operator]
+            quiet = now_ns - e[_LAST] >= idle  # type: ignore[operator]
+            if close is not None and (quiet or now_ns >= close):  # type: ignore[operator]
                 ended.append((key, e, str(e[_WHY])))
+            elif quiet:
+                ended.append((key, e, "idle"))
             elif now_ns - e[_TS] >= active:  # type: ignore[operator]
                 ended.append((key, e, "active"))
         for key, e, why in ended:
