@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import subprocess
 import time
@@ -226,8 +227,9 @@ def test_send_with_back_pressure_sends_exactly_what_was_asked(net: VethPair, loo
 def test_enobufs_push_back_is_retried_without_blocking_the_loop(net: VethPair, loop_kind: str) -> None:
     """A token bucket with a small byte limit tail-drops: the kernel puts the frame back and answers ENOBUFS.
     The blocking transmitter sleeps and kicks again; the async one must wait on the loop instead, so a
-    10 ms ticker keeps ticking (no gap of 50 ms) while every frame still arrives once."""
-    n = 3_000
+    10 ms ticker keeps ticking (at least 70% of its ticks, no gap of 100 ms; the blocking way gave a 140 ms gap
+    and two ticks in 160 ms) while every frame still arrives once."""
+    n = 10_000
     frame = udp_frame(net.inner_mac, net.outer_mac, b"e" * 18, dport=PORT, src=net.outer_ip, dst=net.inner_ip)
     subprocess.run(["tc", "qdisc", "add", "dev", net.outer, "root", "tbf", "rate", "10mbit", "burst", "3kb",
                     "limit", "3000"], check=True)
@@ -244,16 +246,26 @@ def test_enobufs_push_back_is_retried_without_blocking_the_loop(net: VethPair, l
                 await tx.send(frame)
             await tx.flush()
             st = tx.stats()
-        stop.set()
-        await tick_task
-        return st, [start, *ticks], time.monotonic() - start
+            elapsed = time.monotonic() - start
+            # The ticker stops before the socket closes: the kernel's teardown of a ring socket waits for an
+            # RCU grace period (synchronize_net), which blocks the closing thread for tens of ms, whatever
+            # sends; that is close(), not the retries measured here.
+            stop.set()
+            await tick_task
+        return st, [start, *ticks], elapsed
 
-    st, ticks, elapsed = run(loop_kind, main())
+    # The garbage collector's full passes take tens of ms late in a long test session; they would show up as
+    # loop gaps that are not the transmitter's. It is off while the sending is timed.
+    gc.disable()
+    try:
+        st, ticks, elapsed = run(loop_kind, main())
+    finally:
+        gc.enable()
     assert (st.sent, st.failed, st.pending, st.unsent) == (n, 0, 0, 0)
     assert st.enobufs > 0 and st.retries >= st.enobufs  # the qdisc pushed back, and each was retried
     assert rx_packets(net) - before == n
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
-    assert elapsed > 0.1 and max(gaps) < 0.05, (elapsed, max(gaps))
+    assert elapsed > 0.3 and len(gaps) >= 0.7 * elapsed / 0.01 and max(gaps) < 0.1, (elapsed, len(gaps), max(gaps))
 
 
 @pytest.mark.parametrize("loop_kind", LOOPS)
