@@ -155,8 +155,10 @@ class AsyncCapture:
     async def _fair(self) -> None:
         """Let other tasks run if this reader has kept the loop for FAIR_SLICE (called before a step)."""
         self._budget = FAIR_CHECK
-        now = time.monotonic()
-        if now - self._slice_start >= FAIR_SLICE:
+        await self._yield_if_slice_over()
+
+    async def _yield_if_slice_over(self) -> None:
+        if time.monotonic() - self._slice_start >= FAIR_SLICE:
             await asyncio.sleep(0)
             self._slice_start = time.monotonic()
 
@@ -213,17 +215,7 @@ class AsyncCapture:
         if self._closed:
             raise StopAsyncIteration
         await self._fair()
-        walk = self._batch_walk()
-        while True:
-            try:
-                batch = next(walk)
-            except StopIteration:
-                raise StopAsyncIteration from None
-            if batch is not None:
-                return batch
-            await self._readable()
-            if self._closed:
-                raise StopAsyncIteration
+        return await self._step(self._batch_walk())
 
     # -- public reading API -----------------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[Packet]:
@@ -252,21 +244,19 @@ class AsyncCapture:
         so a cancellation there loses none), then step the walk, awaiting the socket while nothing is ready."""
         if self._closed:
             raise StopAsyncIteration
-        if time.monotonic() - self._slice_start >= FAIR_SLICE:
-            await asyncio.sleep(0)
-            self._slice_start = time.monotonic()
-        return await self._take()
+        await self._yield_if_slice_over()
+        return await self._step(self._packet_walk())
 
-    async def _take(self) -> Packet:
-        """Step the packet walk to its next packet, awaiting readiness while none is ready."""
-        walk = self._packet_walk()
+    async def _step(self, walk: GeneratorType[_T | None, None, None]) -> _T:
+        """Step ``walk`` (the packet or the batch walk) to its next item, awaiting readiness while none is
+        ready; StopAsyncIteration when the walk ends or the capture is closed."""
         while True:
             try:
-                pkt = next(walk)
+                item = next(walk)
             except StopIteration:
                 raise StopAsyncIteration from None
-            if pkt is not None:
-                return pkt
+            if item is not None:
+                return item
             await self._readable()
             if self._closed:
                 raise StopAsyncIteration
@@ -279,7 +269,7 @@ class AsyncCapture:
         self._budget -= 1
         if self._budget <= 0:
             await self._fair()  # before taking a packet: a cancellation here loses none
-        return await self._take()
+        return await self._step(self._packet_walk())
 
     async def next_packet(self, timeout: float | None = None) -> Packet | None:
         """The next packet, or None if none arrived within ``timeout`` seconds.

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Final
 
 from .errors import AfPacketError, SavefileError
@@ -162,18 +163,10 @@ class ColumnFile:
 
     def write_packet(self, pkt: Any) -> None:
         """One packet object (the capture's per-packet path, e.g. PACKET_COPY_THRESH captures)."""
-        from array import array
-
-        class _One:
-            timestamp_ns = array("q", [pkt.timestamp_ns])
-            caplen = array("I", [pkt.caplen])
-            wire_len = array("I", [pkt.wire_len])
-            vlan_tci = array("H", [pkt.vlan_tci])
-            rxhash = array("I", [pkt.rxhash])
-            pkttype = array("B", [pkt.pkttype])
-            ifindex = array("i", [pkt.ifindex])
-
-        self._add([bytes(pkt)], _One, 1, self.linktype)
+        one = SimpleNamespace(timestamp_ns=[pkt.timestamp_ns], caplen=[pkt.caplen], wire_len=[pkt.wire_len],
+                              vlan_tci=[pkt.vlan_tci], rxhash=[pkt.rxhash], pkttype=[pkt.pkttype],
+                              ifindex=[pkt.ifindex])
+        self._add([bytes(pkt)], one, 1, self.linktype)
 
     def close(self, received: int | None = None, dropped: int | None = None) -> None:
         """Write what is buffered, close the file and give it its name (``received``/``dropped``: accepted for

@@ -485,23 +485,19 @@ def capture_cmd(
             cap.close()
             fail(str(e))
             return
-    try:  # before -Z: a port below 1024 needs root
-        metrics_server = start_metrics(metrics_port, metrics_address, cap)
+    metrics_server = None
+    try:
+        metrics_server = start_metrics(metrics_port, metrics_address, cap)  # before -Z: a port below 1024 needs root
+        if drop_user is not None:
+            drop_privileges(drop_user, chown=out.files if out is not None else ())
     except AfPacketError as e:
+        if metrics_server is not None:
+            metrics_server.close()
         if out is not None:
             out.close()
         cap.close()
         fail(str(e))
         return
-    if drop_user is not None:
-        try:
-            drop_privileges(drop_user, chown=out.files if out is not None else ())
-        except AfPacketError as e:
-            if out is not None:
-                out.close()
-            cap.close()
-            fail(str(e))
-            return
     show = out is None or print_too
     if show and not verbose:
         click.echo("afpacket: verbose output suppressed, use -v[v]... for full protocol decode", err=True)

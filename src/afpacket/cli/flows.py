@@ -94,7 +94,7 @@ def _roll(sink: FlowSink) -> None:
 
 
 def _worker(cap: Capture, index: int, *, fmt: str, out: str, sensor: str, roll_seconds: float,
-            idle: float, active: float, max_flows: int, duration: float | None) -> dict[str, int]:
+            idle: float, active: float, max_flows: int, duration: float | None) -> MeterStats:
     """One fanout worker: its own meter and its own part files in the shared dataset."""
     sink = _sink(fmt, out, sensor, roll_seconds)
     meter = FlowMeter(idle_timeout=idle, active_timeout=active, max_flows=max_flows, sensor=sensor,
@@ -104,9 +104,7 @@ def _worker(cap: Capture, index: int, *, fmt: str, out: str, sensor: str, roll_s
         meter.finish()
     finally:
         sink.close()
-    st = meter.stats()
-    return {"packets": st.packets, "not_ip": st.not_ip, "flows": st.flows, "records": st.records,
-            "evicted": st.evicted}
+    return meter.stats()
 
 
 @main.command("flows")
@@ -259,7 +257,6 @@ def _live_workers(interface: str | None, expr: str | None, out: str, sensor: str
     from ..group import CaptureGroup
 
     iface, options = _open_live(interface, expr, buffer_kib, no_promisc)
-    results: list[dict[str, int]] = []
     work = functools.partial(_worker, fmt="parquet", out=out, sensor=sensor, roll_seconds=roll_seconds, idle=idle,
                              active=active, max_flows=max_flows, duration=duration)
     group = CaptureGroup(iface, workers=workers, worker=work, duration=duration, **options)
@@ -274,14 +271,8 @@ def _live_workers(interface: str | None, expr: str | None, out: str, sensor: str
     for rep in gs.workers:
         if rep.error is not None:
             click.echo(f"afpacket: worker {rep.index}: {rep.error.strip().splitlines()[-1]}", err=True)
-        if isinstance(rep.result, dict):
-            results.append(rep.result)
-    for r in results:
-        totals.packets += r["packets"]
-        totals.not_ip += r["not_ip"]
-        totals.flows += r["flows"]
-        totals.records += r["records"]
-        totals.evicted += r["evicted"]
+        if isinstance(rep.result, MeterStats):
+            totals.add(rep.result)
     if gs.failed:
         raise AfPacketError(f"{len(gs.failed)} of {workers} workers failed; their records up to the failure are "
                             "in the dataset")
